@@ -1,0 +1,21 @@
+"""vaelib: a variational autoencoder in NumPy, with every gradient written by hand.
+
+Modules, one job each:
+
+- :mod:`vaelib.layers`      linear layer and activations, forward/backward pairs
+- :mod:`vaelib.mlp`         a multilayer perceptron built from the layers
+- :mod:`vaelib.gaussian`    diagonal Gaussian log-density and KL to N(0, I)
+- :mod:`vaelib.reparam`     z = mu + exp(log_var / 2) * eps and its backward pass
+- :mod:`vaelib.likelihoods` Bernoulli and Gaussian decoder likelihoods
+- :mod:`vaelib.vae`         the model: config, parameters, loss (negative ELBO) and gradient
+- :mod:`vaelib.gradcheck`   finite-difference gradient checks
+- :mod:`vaelib.optim`       SGD and Adam
+- :mod:`vaelib.flat`        parameters as views into one flat vector
+- :mod:`vaelib.evaluate`    ELBO, importance-weighted log-likelihood, active units
+- :mod:`vaelib.data`        data sets by name
+- :mod:`vaelib.checkpoint`  atomic .npz checkpoints
+- :mod:`vaelib.train`       the training loop
+- :mod:`vaelib.cli`         ``python -m vaelib``
+"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,108 @@
+"""The diagonal Gaussian: log-density and the KL divergence to N(0, I).
+
+Parameterisation, used everywhere in vaelib: a Gaussian is given by its mean
+``mu`` and its log-variance ``log_var``; the standard deviation is
+``std = exp(0.5 * log_var)``.
+
+All KL functions return one value per row (summed over the latent
+dimensions); the mean over the batch is taken by the caller.
+"""
+
+import numpy as np
+
+LOG_2PI = np.log(2 * np.pi)
+
+
+def log_normal(z, mu, log_var):
+    """``log N(z | mu, diag(exp(log_var)))``, summed over the last axis.
+
+    Parameters
+    ----------
+    z, mu, log_var : ndarray, broadcastable, shape (..., n_latent)
+
+    Returns
+    -------
+    ndarray, shape (...)
+    """
+    return -0.5 * np.sum(LOG_2PI + log_var + (z - mu) ** 2 * np.exp(-log_var), axis=-1)
+
+
+def log_std_normal(z):
+    """``log N(z | 0, I)``, summed over the last axis. Shape (..., n) -> (...)."""
+    return -0.5 * np.sum(LOG_2PI + z * z, axis=-1)
+
+
+def kl_std_normal(mu, log_var):
+    r"""Closed-form ``KL(N(mu, diag(exp(log_var))) || N(0, I))`` per row.
+
+    .. math:: \mathrm{KL} = \tfrac12 \sum_j \left(e^{\ell_j} + \mu_j^2 - 1 - \ell_j\right)
+
+    Parameters
+    ----------
+    mu, log_var : ndarray, shape (batch, n_latent)
+
+    Returns
+    -------
+    ndarray, shape (batch,), in nats, always >= 0.
+    """
+    return 0.5 * np.sum(np.exp(log_var) + mu * mu - 1 - log_var, axis=-1)
+
+
+def kl_std_normal_forward(mu, log_var):
+    """:func:`kl_std_normal` with a cache for :func:`kl_std_normal_backward`."""
+    return kl_std_normal(mu, log_var), (mu, log_var)
+
+
+def kl_std_normal_backward(dkl, cache):
+    """Gradients of the closed-form KL.
+
+    ``d mu = dkl * mu``, ``d log_var = dkl * (exp(log_var) - 1) / 2``.
+
+    Parameters
+    ----------
+    dkl : ndarray, shape (batch,)
+        Upstream gradient, one value per row.
+
+    Returns
+    -------
+    dmu, dlog_var : ndarray, shape (batch, n_latent)
+    """
+    mu, log_var = cache
+    d = dkl[:, None]
+    return d * mu, d * 0.5 * (np.exp(log_var) - 1)
+
+
+def kl_monte_carlo_forward(z, mu, log_var):
+    """Single-sample Monte Carlo KL: ``log q(z) - log p(z)`` at a sample ``z ~ q``.
+
+    Its expectation over ``z ~ q`` is the closed-form KL; one sample can be
+    negative. The KL of the ELBO uses the same ``z`` as the reconstruction term.
+
+    Parameters
+    ----------
+    z, mu, log_var : ndarray, shape (batch, n_latent)
+
+    Returns
+    -------
+    kl : ndarray, shape (batch,)
+    cache : tuple
+    """
+    kl = log_normal(z, mu, log_var) - log_std_normal(z)
+    return kl, (z, mu, log_var)
+
+
+def kl_monte_carlo_backward(dkl, cache):
+    """Gradients of :func:`kl_monte_carlo_forward` with respect to ``z``, ``mu`` and ``log_var``.
+
+    With ``r = (z - mu) / var``:
+    ``dz = dkl * (z - r)``, ``dmu = dkl * r``,
+    ``dlog_var = dkl * ((z - mu) * r - 1) / 2``.
+
+    Returns
+    -------
+    dz, dmu, dlog_var : ndarray, shape (batch, n_latent)
+    """
+    z, mu, log_var = cache
+    d = dkl[:, None]
+    r = (z - mu) * np.exp(-log_var)
+    return d * (z - r), d * r, d * 0.5 * ((z - mu) * r - 1)

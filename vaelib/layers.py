@@ -1,0 +1,127 @@
+"""Layers, each a forward/backward pair.
+
+Contract (the cs231n layer contract)::
+
+    out, cache = <layer>_forward(inputs..., params...)
+    d_inputs..., d_params... = <layer>_backward(dout, cache)
+
+``backward`` reads only ``dout`` and ``cache`` and never writes into either.
+Shapes use ``batch`` for the leading dimension; every function works for any
+floating dtype (float64 for gradient checks, float32 for training).
+"""
+
+import numpy as np
+
+
+# ---------------------------------------------------------------- linear
+def linear_forward(x, W, b):
+    """Affine map ``out = x @ W + b``.
+
+    Parameters
+    ----------
+    x : ndarray, shape (batch, n_in)
+    W : ndarray, shape (n_in, n_out)
+    b : ndarray, shape (n_out,)
+
+    Returns
+    -------
+    out : ndarray, shape (batch, n_out)
+    cache : tuple ``(x, W)``
+    """
+    out = x @ W
+    out += b
+    return out, (x, W)
+
+
+def linear_backward(dout, cache, *, need_dx=True):
+    """Gradients of a linear layer.
+
+    ``dx = dout @ W.T``, ``dW = x.T @ dout``, ``db = sum_batch dout``.
+
+    Parameters
+    ----------
+    dout : ndarray, shape (batch, n_out)
+    cache : tuple from :func:`linear_forward`
+    need_dx : bool
+        ``False`` skips ``dx`` (returns ``None``), e.g. for the first layer,
+        whose input is data.
+
+    Returns
+    -------
+    dx : ndarray, shape (batch, n_in), or None
+    dW : ndarray, shape (n_in, n_out)
+    db : ndarray, shape (n_out,)
+    """
+    x, W = cache
+    dx = dout @ W.T if need_dx else None
+    dW = x.T @ dout
+    db = dout.sum(axis=0)
+    return dx, dW, db
+
+
+# ---------------------------------------------------------------- activations
+def relu_forward(a):
+    """``max(a, 0)``. Shape preserved. Cache: the output."""
+    out = np.maximum(a, 0)
+    return out, out
+
+
+def relu_backward(dout, cache):
+    """``d a = dout * [a > 0]`` (the subgradient 0 is used at ``a = 0``)."""
+    out = cache
+    return dout * (out > 0)
+
+
+def tanh_forward(a):
+    """``tanh(a)``. Cache: the output."""
+    out = np.tanh(a)
+    return out, out
+
+
+def tanh_backward(dout, cache):
+    """``d a = dout * (1 - tanh(a)**2)``."""
+    out = cache
+    return dout * (1 - out * out)
+
+
+def sigmoid(a):
+    """Logistic function ``1 / (1 + exp(-a))``, without overflow for large ``|a|``."""
+    # exp only ever sees non-positive arguments
+    e = np.exp(-np.abs(a))
+    return np.where(a >= 0, 1 / (1 + e), e / (1 + e))
+
+
+def sigmoid_forward(a):
+    """``sigmoid(a)``. Cache: the output."""
+    out = sigmoid(a)
+    return out, out
+
+
+def sigmoid_backward(dout, cache):
+    """``d a = dout * s * (1 - s)`` with ``s = sigmoid(a)``."""
+    s = cache
+    return dout * s * (1 - s)
+
+
+def softplus(a):
+    """``log(1 + exp(a))``, computed as ``max(a, 0) + log1p(exp(-|a|))`` so it never overflows."""
+    return np.maximum(a, 0) + np.log1p(np.exp(-np.abs(a)))
+
+
+def softplus_forward(a):
+    """``softplus(a)``. Cache: the input."""
+    return softplus(a), a
+
+
+def softplus_backward(dout, cache):
+    """``d a = dout * sigmoid(a)``: the derivative of softplus is the sigmoid."""
+    a = cache
+    return dout * sigmoid(a)
+
+
+ACTIVATIONS = {
+    "relu": (relu_forward, relu_backward),
+    "tanh": (tanh_forward, tanh_backward),
+    "sigmoid": (sigmoid_forward, sigmoid_backward),
+    "softplus": (softplus_forward, softplus_backward),
+}

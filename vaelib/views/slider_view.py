@@ -1,0 +1,73 @@
+"""A Matplotlib figure driven by ipywidgets sliders, updated in place.
+
+The view keeps its figure and artists for its whole life. A slider change
+calls the view's ``update`` function, which changes the existing artists
+(``set_data``, ``set_ydata``, ...) and returns a text readout of the numbers
+shown. In a notebook the figure is shown once with a display handle, and
+each update re-renders it into the same output, so it works with the
+default inline backend and the executed notebook still shows a picture on a
+code host. Tests drive a view without any display: set a slider's
+``value`` and read the artists and ``readout``.
+"""
+
+import time
+
+import ipywidgets as widgets
+import matplotlib.pyplot as plt
+
+
+class SliderView:
+    """A figure, its sliders, and the function that moves its artists.
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+    sliders : dict of str -> ipywidgets.ValueWidget
+        Keyed by the keyword ``update`` receives.
+    update : callable
+        ``update(**values) -> str``: sets artist data for the slider values and
+        returns a readout. Must not create or remove figures.
+
+    Attributes
+    ----------
+    readout : str
+        The latest readout.
+    last_update_seconds : float
+        Wall time of the latest ``update`` call (artists only, not rendering).
+    """
+
+    def __init__(self, fig, sliders, update):
+        self.fig, self.sliders, self._update = fig, dict(sliders), update
+        self.readout = ""
+        self.last_update_seconds = float("nan")
+        self._handle = None
+        self._label = widgets.HTML()
+        for slider in self.sliders.values():
+            slider.observe(self._on_change, names="value")
+        self.refresh()
+        plt.close(fig)  # the view owns the figure; stop pyplot from showing it a second time
+
+    @property
+    def values(self):
+        """Current slider values, ``{name: value}``."""
+        return {name: s.value for name, s in self.sliders.items()}
+
+    def refresh(self):
+        """Apply the current slider values to the artists; returns the readout."""
+        start = time.perf_counter()
+        self.readout = self._update(**self.values)
+        self.last_update_seconds = time.perf_counter() - start
+        self._label.value = f"<pre>{self.readout}</pre>"
+        if self._handle is not None:
+            self._handle.update(self.fig)
+        return self.readout
+
+    def _on_change(self, _change):
+        self.refresh()
+
+    def show(self):
+        """Display sliders, readout and figure in a notebook."""
+        from IPython.display import display
+
+        display(widgets.VBox([*self.sliders.values(), self._label]))
+        self._handle = display(self.fig, display_id=True)
