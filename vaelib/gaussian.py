@@ -44,8 +44,11 @@ def kl_std_normal(mu, log_var):
     Returns
     -------
     ndarray, shape (batch,), in nats, always >= 0.
+
+    ``exp(l) - 1`` is computed as ``expm1(l)``: for tiny ``l`` the naive form
+    rounds ``exp(l)`` to 1 and returns ``-l``, a negative KL.
     """
-    return 0.5 * np.sum(np.exp(log_var) + mu * mu - 1 - log_var, axis=-1)
+    return 0.5 * np.sum(np.expm1(log_var) - log_var + mu * mu, axis=-1)
 
 
 def kl_std_normal_forward(mu, log_var):
@@ -69,7 +72,7 @@ def kl_std_normal_backward(dkl, cache):
     """
     mu, log_var = cache
     d = dkl[:, None]
-    return d * mu, d * 0.5 * (np.exp(log_var) - 1)
+    return d * mu, d * 0.5 * np.expm1(log_var)
 
 
 def kl_monte_carlo_forward(z, mu, log_var):

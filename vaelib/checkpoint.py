@@ -1,0 +1,136 @@
+"""Checkpoints: one ``.npz`` file, written atomically.
+
+Format (``FORMAT_VERSION = 1``), the arrays of one ``numpy.savez`` file:
+
+- ``param/<name>``: each model parameter, e.g. ``param/enc.W0`` of shape (784, 400);
+- ``optim/<key>``: the optimiser state from ``state_dict()`` (``optim/t``,
+  ``optim/m/<name>``, ``optim/v/<name>`` for Adam);
+- ``meta``: a 0-d string array holding JSON with ``format_version``, ``config``
+  (:meth:`VAEConfig.to_dict`), ``training`` (settings such as ``lr``,
+  ``batch_size``, ``seed``), ``epoch`` (epochs finished) and ``rng_state``
+  (the ``bit_generator.state`` of the training ``numpy.random.Generator``).
+
+Writing goes to a temporary file in the same directory, which is flushed,
+``fsync``-ed and then renamed over the target with ``os.replace``; a crash at
+any moment leaves either the old checkpoint or the new one, never a torn file.
+"""
+
+import json
+import os
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+FORMAT_VERSION = 1
+
+
+@dataclass
+class Checkpoint:
+    """The contents of a checkpoint file."""
+
+    params: dict
+    optimizer_state: dict
+    config: dict
+    training: dict
+    epoch: int
+    rng_state: dict
+
+
+def save_checkpoint(path, checkpoint):
+    """Write ``checkpoint`` to ``path`` atomically.
+
+    Parameters
+    ----------
+    path : str or Path
+    checkpoint : Checkpoint
+    """
+    path = Path(path)
+    meta = {
+        "format_version": FORMAT_VERSION,
+        "config": checkpoint.config,
+        "training": checkpoint.training,
+        "epoch": int(checkpoint.epoch),
+        "rng_state": checkpoint.rng_state,
+    }
+    arrays = {f"param/{k}": v for k, v in checkpoint.params.items()}
+    arrays.update({f"optim/{k}": v for k, v in checkpoint.optimizer_state.items()})
+    arrays["meta"] = np.array(json.dumps(meta))
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(directory):
+    """Make the rename itself durable (a no-op where directories cannot be opened)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def load_checkpoint(path):
+    """Read a checkpoint written by :func:`save_checkpoint`.
+
+    Raises
+    ------
+    FileNotFoundError
+        No file at ``path``.
+    ValueError
+        The file is not a vaelib checkpoint, is damaged, or has another format version.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}; train first with `python -m vaelib train --out {path.parent}`")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            arrays = {k: f[k] for k in f.files}
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
+        raise ValueError(f"{path} is not a readable checkpoint ({e}); delete it and train again") from e
+    if "meta" not in arrays:
+        raise ValueError(f"{path} is an .npz file but not a vaelib checkpoint (no 'meta' entry)")
+    meta = json.loads(str(arrays.pop("meta")))
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise ValueError(
+            f"{path} has checkpoint format {meta.get('format_version')!r}; this vaelib reads format {FORMAT_VERSION}"
+        )
+    return Checkpoint(
+        params={k[len("param/"):]: v for k, v in arrays.items() if k.startswith("param/")},
+        optimizer_state={k[len("optim/"):]: v for k, v in arrays.items() if k.startswith("optim/")},
+        config=meta["config"],
+        training=meta["training"],
+        epoch=meta["epoch"],
+        rng_state=meta["rng_state"],
+    )
+
+
+def check_same_architecture(saved_config, config, path):
+    """Raise ``ValueError`` naming every architecture field where a checkpoint differs from ``config``.
+
+    Parameters
+    ----------
+    saved_config, config : dict
+        ``VAEConfig.to_dict()`` of the checkpoint and of the requested model.
+    """
+    fields = ("n_pixels", "hidden", "n_latent", "likelihood", "learn_sigma", "activation")
+    diffs = [f"{k}: checkpoint {saved_config.get(k)!r}, requested {config.get(k)!r}" for k in fields
+             if saved_config.get(k) != config.get(k)]
+    if diffs:
+        raise ValueError(
+            f"checkpoint {path} was made for a different architecture ({'; '.join(diffs)}); "
+            "use the same settings, or a new --out directory"
+        )

@@ -1,0 +1,259 @@
+"""Training: minibatch descent on the loss (the negative ELBO), with checkpoints and history.
+
+:class:`Trainer` holds everything a run needs to continue exactly where it
+stopped: parameters, optimiser state, the random generator and the history.
+Parameters live in one flat float32 vector (:mod:`vaelib.flat`), which the
+model reads through named views and the optimiser updates in a few
+whole-vector operations.
+
+:func:`fit` runs epochs, writes ``model.npz`` and ``history.json`` after every
+finished epoch (atomically), resumes from ``model.npz``, and leaves the last
+good checkpoint untouched when interrupted or when the loss stops being finite.
+"""
+
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from .checkpoint import Checkpoint, check_same_architecture, load_checkpoint, save_checkpoint
+from .evaluate import elbo_terms
+from .flat import flat_views, flatten
+from .optim import OPTIMISERS
+from .vae import VAEConfig, init_params, negative_elbo_backward, negative_elbo_forward, param_shapes
+
+CHECKPOINT_NAME = "model.npz"
+HISTORY_NAME = "history.json"
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The loss became NaN or infinite during training."""
+
+
+def validate_data(x, config, name="data"):
+    """Check a data matrix before training on it; raise ``ValueError`` saying what is wrong.
+
+    Parameters
+    ----------
+    x : ndarray, shape (n, n_pixels)
+    config : VAEConfig
+    name : str
+        Used in messages, e.g. ``"train"``.
+    """
+    if x.ndim != 2 or x.shape[1] != config.n_pixels or len(x) == 0:
+        raise ValueError(f"{name} data must have shape (n > 0, {config.n_pixels}), got {x.shape}")
+    if not np.all(np.isfinite(x)):
+        bad = int(np.sum(~np.isfinite(x)))
+        raise ValueError(f"{name} data holds {bad} NaN or infinite values; clean or drop those images")
+    if config.likelihood == "bernoulli" and not np.all((x == 0) | (x == 1)):
+        raise ValueError(
+            f"{name} data is not binary, but a Bernoulli likelihood is a distribution on {{0, 1}}; "
+            "binarise it (--binarize) or use --likelihood gaussian"
+        )
+
+
+class Trainer:
+    """A VAE being trained: parameters, optimiser, random generator, history.
+
+    Parameters
+    ----------
+    config : VAEConfig
+    lr : float
+    batch_size : int
+    seed : int
+        Seeds the one generator that initialises parameters, shuffles the
+        data and draws ``eps``.
+    optimizer : {"adam", "sgd"}
+    dtype : numpy dtype
+        float32 for speed; float64 if you want to gradient-check a trained model.
+    """
+
+    def __init__(self, config, *, lr=1e-3, batch_size=128, seed=0, optimizer="adam", dtype=np.float32):
+        if batch_size <= 0:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
+        if optimizer not in OPTIMISERS:
+            raise ValueError(f"unknown optimizer {optimizer!r}; choose one of {sorted(OPTIMISERS)}")
+        self.config = config
+        self.settings = {"lr": lr, "batch_size": batch_size, "seed": seed, "optimizer": optimizer,
+                         "dtype": np.dtype(dtype).name}
+        self.rng = np.random.default_rng(seed)
+        self.shapes = param_shapes(config)
+        self.theta, self.params = flatten(init_params(config, self.rng, dtype), self.shapes, dtype)
+        self.grad_vector = np.zeros_like(self.theta)
+        self.grads = flat_views(self.shapes, self.grad_vector)
+        self.optimizer = OPTIMISERS[optimizer](lr=lr)
+        self.epoch = 0
+        self.history = []
+
+    # ------------------------------------------------------------ one step, one epoch
+    def step(self, x):
+        """One descent step on a batch ``x`` of shape (batch, n_pixels); returns ``(loss, terms)``."""
+        eps = self.rng.standard_normal((len(x), self.config.n_latent), dtype=self.theta.dtype)
+        loss, terms, cache = negative_elbo_forward(self.params, x, eps, self.config)
+        if not np.isfinite(loss):
+            raise NonFiniteLossError(
+                f"loss became {loss} (reconstruction {terms['reconstruction'].mean():.4g}, "
+                f"kl {terms['kl'].mean():.4g} nats per image)"
+            )
+        for name, g in negative_elbo_backward(cache, self.config).items():
+            self.grads[name][...] = g
+        self.optimizer.inplace_step({"theta": self.theta}, {"theta": self.grad_vector})
+        return loss, terms
+
+    def train_epoch(self, x, progress=True):
+        """One pass over ``x`` in a fresh random order.
+
+        Returns
+        -------
+        dict : mean per-image ``neg_elbo``, ``reconstruction``, ``kl`` (nats) over the epoch.
+        """
+        batch_size = self.settings["batch_size"]
+        order = self.rng.permutation(len(x))
+        sums = {"neg_elbo": 0.0, "reconstruction": 0.0, "kl": 0.0}
+        bar = tqdm(range(0, len(x), batch_size), desc=f"epoch {self.epoch + 1}", unit="batch",
+                   disable=not progress, leave=False, mininterval=0.5)
+        for i, start in enumerate(bar):
+            xb = x[order[start : start + batch_size]].astype(self.theta.dtype, copy=False)
+            try:
+                loss, terms = self.step(xb)
+            except NonFiniteLossError as e:
+                raise NonFiniteLossError(f"epoch {self.epoch + 1}, step {i + 1}: {e}") from None
+            for k in sums:
+                sums[k] += float(terms[k].sum())
+            if i % 50 == 0:
+                bar.set_postfix(loss=f"{loss:.2f}")
+        self.epoch += 1
+        return {k: v / len(x) for k, v in sums.items()}
+
+    def evaluate(self, x):
+        """Mean one-sample ``neg_elbo``, ``reconstruction``, ``kl`` on ``x`` (nats per image).
+
+        Uses its own generator seeded by ``(seed, epoch)``, so evaluating never
+        changes the training stream.
+        """
+        rng = np.random.default_rng([self.settings["seed"], self.epoch, 1])
+        return {k: float(v.mean()) for k, v in elbo_terms(self.params, x, self.config, rng).items()}
+
+    # ------------------------------------------------------------ checkpoints
+    def to_checkpoint(self):
+        """The whole state as a :class:`~vaelib.checkpoint.Checkpoint`."""
+        return Checkpoint(
+            params=dict(self.params),
+            optimizer_state=self.optimizer.state_dict(),
+            config=self.config.to_dict(),
+            training={**self.settings, "history": self.history},
+            epoch=self.epoch,
+            rng_state=self.rng.bit_generator.state,
+        )
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint):
+        """Rebuild a trainer that continues exactly where the checkpoint left off."""
+        settings = {k: v for k, v in checkpoint.training.items() if k != "history"}
+        trainer = cls(VAEConfig(**checkpoint.config), **settings)
+        for name in trainer.shapes:
+            if name not in checkpoint.params or checkpoint.params[name].shape != trainer.params[name].shape:
+                raise ValueError(f"checkpoint parameter {name!r} is missing or has the wrong shape")
+            trainer.params[name][...] = checkpoint.params[name]
+        trainer.optimizer.load_state_dict(checkpoint.optimizer_state)
+        trainer.rng.bit_generator.state = checkpoint.rng_state
+        trainer.epoch = checkpoint.epoch
+        trainer.history = list(checkpoint.training.get("history", []))
+        return trainer
+
+
+def _write_json_atomically(path, obj):
+    fd, tmp = tempfile.mkstemp(dir=Path(path).parent, prefix=f".{Path(path).name}.", suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        json.dump(obj, f, indent=1)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def fit(config, train_x, test_x=None, *, epochs, lr=1e-3, batch_size=128, seed=0, out_dir=None,
+        resume=False, progress=True, log=print):
+    """Train a VAE for ``epochs`` epochs in total.
+
+    Parameters
+    ----------
+    config : VAEConfig
+    train_x : ndarray, shape (n_train, n_pixels)
+    test_x : ndarray, shape (n_test, n_pixels), optional
+        Evaluated after every epoch.
+    epochs : int
+        Total number of epochs; a resumed run trains only the missing ones.
+    out_dir : str or Path, optional
+        Where ``model.npz`` and ``history.json`` are written after every epoch.
+    resume : bool
+        Continue from ``out_dir/model.npz`` if it exists.
+    progress : bool
+        Show a tqdm progress bar per epoch.
+    log : callable
+        Receives one line per epoch.
+
+    Returns
+    -------
+    Trainer
+        On Ctrl-C the trainer is returned mid-epoch, and ``trainer.interrupted``
+        is True; ``out_dir/model.npz`` then still holds the last finished epoch.
+
+    Raises
+    ------
+    NonFiniteLossError
+        With the epoch and step, when the loss becomes NaN or infinite. The last
+        good checkpoint is left as it was.
+    """
+    if epochs <= 0:
+        raise ValueError(f"epochs must be a positive integer, got {epochs}")
+    validate_data(train_x, config, "train")
+    if test_x is not None:
+        validate_data(test_x, config, "test")
+    ckpt_path = history_path = None
+    if out_dir is not None:
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+        ckpt_path, history_path = Path(out_dir) / CHECKPOINT_NAME, Path(out_dir) / HISTORY_NAME
+
+    if resume and ckpt_path is not None and ckpt_path.exists():
+        checkpoint = load_checkpoint(ckpt_path)
+        check_same_architecture(checkpoint.config, config.to_dict(), ckpt_path)
+        trainer = Trainer.from_checkpoint(checkpoint)
+        log(f"resumed from {ckpt_path} after epoch {trainer.epoch}")
+    else:
+        trainer = Trainer(config, lr=lr, batch_size=batch_size, seed=seed)
+    trainer.interrupted = False
+
+    while trainer.epoch < epochs:
+        start = time.perf_counter()
+        try:
+            train_terms = trainer.train_epoch(train_x, progress=progress)
+        except KeyboardInterrupt:
+            trainer.interrupted = True
+            saved = f"{ckpt_path} holds epoch {trainer.epoch}" if ckpt_path and trainer.epoch else "nothing was saved"
+            log(f"interrupted during epoch {trainer.epoch + 1}; {saved}")
+            return trainer
+        except NonFiniteLossError as e:
+            kept = f"; {ckpt_path} still holds epoch {trainer.epoch}" if ckpt_path and ckpt_path.exists() else ""
+            raise NonFiniteLossError(f"{e}{kept}. Try a smaller --lr.") from None
+        seconds = time.perf_counter() - start
+        record = {"epoch": trainer.epoch, "seconds": seconds}
+        record.update({f"train_{k}": v for k, v in train_terms.items()})
+        if test_x is not None:
+            record.update({f"test_{k}": v for k, v in trainer.evaluate(test_x).items()})
+        trainer.history.append(record)
+        log(_epoch_line(record))
+        if ckpt_path is not None:
+            save_checkpoint(ckpt_path, trainer.to_checkpoint())
+            _write_json_atomically(history_path, trainer.history)
+    return trainer
+
+
+def _epoch_line(record):
+    line = f"epoch {record['epoch']:3d}  {record['seconds']:6.2f} s  train -ELBO {record['train_neg_elbo']:8.3f}"
+    if "test_neg_elbo" in record:
+        line += f"  test -ELBO {record['test_neg_elbo']:8.3f} (rec {record['test_reconstruction']:.3f}, KL {record['test_kl']:.3f})"
+    return line + "  nats/image"
