@@ -1,0 +1,68 @@
+"""Checkpoints: round trip, atomic writes, clear errors."""
+
+import numpy as np
+import pytest
+
+from vaelib import checkpoint as ckpt
+from vaelib.checkpoint import Checkpoint, check_same_architecture, load_checkpoint, save_checkpoint
+
+
+def make_checkpoint(rng, epoch=3):
+    return Checkpoint(
+        params={"enc.W0": rng.standard_normal((4, 3)).astype(np.float32), "log_sigma": np.array(0.5)},
+        optimizer_state={"t": np.array(7), "m/theta": rng.standard_normal(5)},
+        config={"n_pixels": 4, "hidden": [3], "n_latent": 2},
+        training={"lr": 1e-3, "history": [{"epoch": 1, "seconds": 0.5}]},
+        epoch=epoch,
+        rng_state=np.random.default_rng(5).bit_generator.state,
+    )
+
+
+def test_round_trip(tmp_path, rng):
+    original = make_checkpoint(rng)
+    save_checkpoint(tmp_path / "model.npz", original)
+    loaded = load_checkpoint(tmp_path / "model.npz")
+    for k, v in original.params.items():
+        np.testing.assert_array_equal(loaded.params[k], v)
+        assert loaded.params[k].dtype == v.dtype
+    for k, v in original.optimizer_state.items():
+        np.testing.assert_array_equal(loaded.optimizer_state[k], v)
+    assert (loaded.config, loaded.training, loaded.epoch) == (original.config, original.training, 3)
+    restored = np.random.default_rng(0)
+    restored.bit_generator.state = loaded.rng_state
+    assert restored.random() == np.random.default_rng(5).random()
+
+
+def test_crash_mid_write_leaves_the_old_checkpoint(tmp_path, rng, monkeypatch):
+    path = tmp_path / "model.npz"
+    save_checkpoint(path, make_checkpoint(rng, epoch=1))
+    before = path.read_bytes()
+
+    def savez_then_crash(f, **arrays):
+        f.write(b"PK\x03\x04 half a zip file")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(ckpt.np, "savez", savez_then_crash)
+    with pytest.raises(OSError, match="disk full"):
+        save_checkpoint(path, make_checkpoint(rng, epoch=2))
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["model.npz"]  # no temporary file left behind
+
+
+def test_missing_and_damaged_files_get_clear_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="train first"):
+        load_checkpoint(tmp_path / "nothing.npz")
+    (tmp_path / "torn.npz").write_bytes(b"PK\x03\x04 not really")
+    with pytest.raises(ValueError, match="not a readable checkpoint"):
+        load_checkpoint(tmp_path / "torn.npz")
+    np.savez(tmp_path / "other.npz", a=np.zeros(2))
+    with pytest.raises(ValueError, match="not a vaelib checkpoint"):
+        load_checkpoint(tmp_path / "other.npz")
+
+
+def test_architecture_mismatch_names_the_fields(tmp_path):
+    saved = {"n_pixels": 784, "hidden": [400], "n_latent": 20, "likelihood": "bernoulli"}
+    asked = {**saved, "hidden": [200], "n_latent": 10}
+    with pytest.raises(ValueError, match=r"hidden: checkpoint \[400\], requested \[200\]; n_latent"):
+        check_same_architecture(saved, asked, tmp_path / "model.npz")
+    check_same_architecture(saved, dict(saved), tmp_path / "model.npz")  # same: no error

@@ -1,0 +1,117 @@
+"""Training: it learns, resumes bit for bit, survives Ctrl-C and NaN, and refuses bad data."""
+
+import json
+
+import numpy as np
+import pytest
+
+from vaelib.checkpoint import load_checkpoint
+from vaelib.train import NonFiniteLossError, Trainer, fit, validate_data
+from vaelib.vae import VAEConfig
+
+CONFIG = VAEConfig(n_pixels=16, hidden=(12,), n_latent=2)
+
+
+@pytest.fixture
+def data(rng):
+    # two prototypes with pixel noise: a latent code helps
+    protos = (rng.random((2, 16)) > 0.5)
+    x = protos[rng.integers(0, 2, 300)] ^ (rng.random((300, 16)) < 0.05)
+    return x[:240].astype(np.float32), x[240:].astype(np.float32)
+
+
+def quiet(**kw):
+    return dict(progress=False, log=lambda line: None, **kw)
+
+
+def test_training_lowers_the_test_loss(data, tmp_path):
+    train_x, test_x = data
+    trainer = fit(CONFIG, train_x, test_x, epochs=8, batch_size=16, lr=1e-2, out_dir=tmp_path, **quiet())
+    history = json.loads((tmp_path / "history.json").read_text())
+    assert [h["epoch"] for h in history] == list(range(1, 9))
+    assert history[-1]["test_neg_elbo"] < 0.5 * history[0]["test_neg_elbo"]
+    for h in history:
+        assert h["train_neg_elbo"] == pytest.approx(h["train_reconstruction"] + h["train_kl"])
+        assert h["seconds"] > 0 and h["test_kl"] >= 0
+    assert load_checkpoint(tmp_path / "model.npz").epoch == 8 == trainer.epoch
+
+
+def test_resume_gives_the_same_numbers_as_an_uninterrupted_run(data, tmp_path):
+    train_x, test_x = data
+    straight = fit(CONFIG, train_x, test_x, epochs=4, batch_size=32, out_dir=tmp_path / "a", **quiet())
+    fit(CONFIG, train_x, test_x, epochs=2, batch_size=32, out_dir=tmp_path / "b", **quiet())
+    resumed = fit(CONFIG, train_x, test_x, epochs=4, batch_size=32, out_dir=tmp_path / "b", resume=True, **quiet())
+    np.testing.assert_array_equal(straight.theta, resumed.theta)
+    strip = lambda h: [{k: v for k, v in r.items() if k != "seconds"} for r in h]
+    assert strip(straight.history) == strip(resumed.history)
+
+
+def test_ctrl_c_keeps_the_last_finished_epoch(data, tmp_path, monkeypatch):
+    train_x, _ = data
+    calls = {"n": 0}
+    original = Trainer.step
+
+    def step_then_interrupt(self, x):
+        calls["n"] += 1
+        if calls["n"] == 12:  # inside epoch 2 (8 steps per epoch)
+            raise KeyboardInterrupt
+        return original(self, x)
+
+    monkeypatch.setattr(Trainer, "step", step_then_interrupt)
+    lines = []
+    trainer = fit(CONFIG, train_x, epochs=5, batch_size=32, out_dir=tmp_path, progress=False, log=lines.append)
+    assert trainer.interrupted
+    assert "interrupted during epoch 2" in lines[-1] and "holds epoch 1" in lines[-1]
+    assert load_checkpoint(tmp_path / "model.npz").epoch == 1
+    assert len(json.loads((tmp_path / "history.json").read_text())) == 1
+
+
+def test_non_finite_loss_stops_with_step_and_keeps_checkpoint(data, tmp_path, monkeypatch):
+    train_x, _ = data
+    fit(CONFIG, train_x, epochs=1, batch_size=32, out_dir=tmp_path, **quiet())
+    good = (tmp_path / "model.npz").read_bytes()
+    original = Trainer.step
+
+    def poisoned(self, x):
+        self.params["dec.b1"][3] = np.nan
+        return original(self, x)
+
+    monkeypatch.setattr(Trainer, "step", poisoned)
+    with pytest.raises(NonFiniteLossError, match=r"epoch 2, step 1: loss became nan.*still holds epoch 1"):
+        fit(CONFIG, train_x, epochs=3, batch_size=32, out_dir=tmp_path, resume=True, **quiet())
+    assert (tmp_path / "model.npz").read_bytes() == good
+
+
+def test_resume_refuses_a_different_architecture(data, tmp_path):
+    train_x, _ = data
+    fit(CONFIG, train_x, epochs=1, batch_size=32, out_dir=tmp_path, **quiet())
+    other = VAEConfig(n_pixels=16, hidden=(10,), n_latent=2)
+    with pytest.raises(ValueError, match="different architecture.*hidden"):
+        fit(other, train_x, epochs=2, out_dir=tmp_path, resume=True, **quiet())
+
+
+@pytest.mark.parametrize("make_bad, message", [
+    (lambda x: np.where(np.arange(x.size).reshape(x.shape) == 5, np.nan, x), "NaN"),
+    (lambda x: x * 0.5, "not binary"),
+    (lambda x: x[:, :10], "shape"),
+    (lambda x: x[:0], "shape"),
+])
+def test_bad_data_is_refused(data, make_bad, message):
+    with pytest.raises(ValueError, match=message):
+        validate_data(make_bad(data[0]), CONFIG, "train")
+
+
+def test_gaussian_model_accepts_grey_data(data):
+    validate_data(data[0] * 0.5, VAEConfig(n_pixels=16, likelihood="gaussian"), "train")
+
+
+@pytest.mark.parametrize("kwargs, message", [(dict(epochs=0), "epochs"), (dict(epochs=1, batch_size=0), "batch_size")])
+def test_bad_sizes_are_refused(data, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        fit(CONFIG, data[0], **quiet(**kwargs))
+
+
+def test_float32_training_and_float64_checks_share_one_model(data):
+    t32, t64 = Trainer(CONFIG, seed=3), Trainer(CONFIG, seed=3, dtype=np.float64)
+    assert t32.theta.dtype == np.float32 and t64.theta.dtype == np.float64
+    np.testing.assert_allclose(t32.theta, t64.theta, rtol=1e-6)
