@@ -8,7 +8,6 @@ BIN    := $(VENV)/bin
 # In this team's checkouts the fixed binarised MNIST lives in ../shared/data.
 VAELIB_DATA ?= $(if $(wildcard ../shared/data/binarized_mnist.npz),$(abspath ../shared/data),)
 export VAELIB_DATA
-export MPLBACKEND ?= Agg
 
 .PHONY: install lab test bench clean
 
@@ -21,7 +20,7 @@ $(BIN)/.installed: pyproject.toml
 install: $(BIN)/.installed
 
 lab: install
-	MPLBACKEND= $(BIN)/jupyter lab notebooks/
+	$(BIN)/jupyter lab notebooks/
 
 test: install
 	$(BIN)/python -m pytest

@@ -9,17 +9,17 @@ the ELBO contains ``-nll``.
 import numpy as np
 
 from .gaussian import LOG_2PI
-from .layers import sigmoid
+from .layers import sigmoid, softplus
 
 
 # ---------------------------------------------------------------- Bernoulli
 def bernoulli_nll_from_logits(logits, x):
     r"""``-log Bernoulli(x | sigmoid(logits))`` summed over pixels: binary cross-entropy.
 
-    .. math:: -\log p(x\mid\ell) = \sum_d \mathrm{softplus}(\ell_d) - x_d \ell_d
-              = \sum_d \max(\ell_d, 0) - x_d\ell_d + \log(1 + e^{-|\ell_d|})
+    .. math:: -\log p(x\mid\ell) = \sum_d \mathrm{softplus}(\ell_d) - x_d \ell_d,
+              \qquad \mathrm{softplus}(\ell) = \log(1 + e^{\ell})
 
-    The last form never overflows, at any logit.
+    ``softplus`` is computed as ``logaddexp(0, l)``, which never overflows, at any logit.
 
     Parameters
     ----------
@@ -31,8 +31,7 @@ def bernoulli_nll_from_logits(logits, x):
     -------
     ndarray, shape (batch,)
     """
-    per_pixel = np.maximum(logits, 0) - x * logits + np.log1p(np.exp(-np.abs(logits)))
-    return per_pixel.sum(axis=-1)
+    return np.sum(softplus(logits) - x * logits, axis=-1)
 
 
 def bernoulli_nll_forward(logits, x):
