@@ -1,0 +1,192 @@
+"""The beta slider of notebook 01: how reconstruction and KL trade off in the loss.
+
+A tiny Bernoulli VAE is trained once for each ``beta`` of a grid (same data,
+same initialisation, same noise), and its two terms are then measured on a
+fixed set of noise samples. The slider picks a ``beta``; the view shows that
+model's terms as bars, and where it sits on the reconstruction/KL curves.
+
+Signs (see :mod:`vaelib.vae`)::
+
+    ELBO   = -(reconstruction + kl)            objective, maximised
+    loss   =   reconstruction + beta * kl      minimised (= -ELBO at beta = 1)
+
+Every number here is in nats per image: summed over pixels and latent
+dimensions, averaged over the batch and the noise samples.
+"""
+
+from dataclasses import replace
+
+import ipywidgets as widgets
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.layout_engine import TightLayoutEngine
+
+from ..optim import Adam
+from ..vae import init_params, negative_elbo_backward, negative_elbo_forward
+from .slider_view import SliderView
+
+BAR_LABELS = ("reconstruction", "KL", "beta * KL", "loss")
+
+
+def elbo_terms(params, x, eps, config):
+    """The ELBO, the loss and their terms, averaged over noise samples and the batch.
+
+    Parameters
+    ----------
+    params : dict of str -> ndarray
+    x : ndarray, shape (batch, n_pixels)
+    eps : ndarray, shape (n_samples, batch, n_latent)
+        Standard normal noise; ``E_q`` is estimated by the mean over samples.
+    config : VAEConfig
+
+    Returns
+    -------
+    dict of str -> float
+        ``"reconstruction"`` (``-E_q[log p(x|z)]``), ``"kl"``,
+        ``"beta_kl"`` (``config.beta * kl``), ``"loss"``
+        (``reconstruction + beta * kl``) and ``"elbo"``
+        (``-(reconstruction + kl)``), in nats per image.
+    """
+    n_samples, batch, n_latent = eps.shape
+    x_rep = np.broadcast_to(x, (n_samples, *x.shape)).reshape(n_samples * batch, -1)
+    _, terms, _ = negative_elbo_forward(params, x_rep, eps.reshape(-1, n_latent), config)
+    rec = float(np.mean(terms["reconstruction"]))
+    kl = float(np.mean(terms["kl"]))
+    return {
+        "reconstruction": rec,
+        "kl": kl,
+        "beta_kl": config.beta * kl,
+        "loss": rec + config.beta * kl,
+        "elbo": -(rec + kl),
+    }
+
+
+def train_vae(config, x, n_steps=400, lr=1e-2, seed=0):
+    """Train a VAE with Adam on one fixed batch, fresh noise every step.
+
+    Parameters
+    ----------
+    config : VAEConfig
+    x : ndarray, shape (batch, n_pixels)
+    n_steps : int
+    lr : float
+    seed : int
+        Seeds both the initialisation and the noise, so equal seeds give equal runs.
+
+    Returns
+    -------
+    params : dict of str -> ndarray
+    history : ndarray, shape (n_steps, 2)
+        Batch means of the reconstruction term and the KL at each step (nats),
+        measured before that step's update.
+    """
+    rng = np.random.default_rng(seed)
+    params = init_params(config, rng)
+    opt = Adam(lr=lr)
+    history = np.empty((n_steps, 2))
+    for step in range(n_steps):
+        eps = rng.standard_normal((x.shape[0], config.n_latent))
+        _, terms, cache = negative_elbo_forward(params, x, eps, config)
+        opt.inplace_step(params, negative_elbo_backward(cache, config))
+        history[step] = terms["reconstruction"].mean(), terms["kl"].mean()
+    return params, history
+
+
+def trade_off_table(betas, config, x, n_steps=400, lr=1e-2, seed=0, n_eval=500):
+    """Train one model per ``beta`` and measure its reconstruction term and KL.
+
+    Parameters
+    ----------
+    betas : sequence of float
+    config : VAEConfig
+        Everything but ``beta``, which is replaced by each value in turn.
+    x : ndarray, shape (batch, n_pixels)
+    n_steps, lr, seed
+        Passed to :func:`train_vae`; the same seed for every ``beta``.
+    n_eval : int
+        Noise samples per image for measuring the terms (one fixed draw).
+
+    Returns
+    -------
+    dict
+        ``"beta"``, ``"reconstruction"``, ``"kl"``: ndarrays of shape (n_betas,), nats.
+    """
+    eps = np.random.default_rng(seed + 1).standard_normal((n_eval, x.shape[0], config.n_latent))
+    rec, kl = [], []
+    for beta in betas:
+        cfg = replace(config, beta=float(beta))
+        params, _ = train_vae(cfg, x, n_steps, lr, seed)
+        terms = elbo_terms(params, x, eps, cfg)
+        rec.append(terms["reconstruction"])
+        kl.append(terms["kl"])
+    return {"beta": np.asarray(betas, dtype=float), "reconstruction": np.array(rec), "kl": np.array(kl)}
+
+
+def bar_heights(table, i):
+    """Heights of the bars for row ``i``: reconstruction, KL, beta * KL, loss (nats)."""
+    beta, rec, kl = table["beta"][i], table["reconstruction"][i], table["kl"][i]
+    return np.array([rec, kl, beta * kl, rec + beta * kl])
+
+
+def readout(table, i):
+    """The numbers the view shows for row ``i``, as text."""
+    beta, rec, kl = table["beta"][i], table["reconstruction"][i], table["kl"][i]
+    return (
+        f"beta = {beta:g}\n"
+        f"reconstruction -E_q[log p(x|z)] = {rec:.3f} nats (minimised)\n"
+        f"KL(q(z|x) || p(z))              = {kl:.3f} nats (minimised)\n"
+        f"beta * KL                       = {beta * kl:.3f} nats\n"
+        f"loss = rec + beta * KL          = {rec + beta * kl:.3f} nats (minimised)\n"
+        f"ELBO = -(rec + KL)              = {-(rec + kl):.3f} nats (maximised)"
+    )
+
+
+def make_elbo_sign_view(table, beta=None):
+    """A beta slider over a :func:`trade_off_table`.
+
+    Left: bars of reconstruction, KL, beta * KL and the loss for the model
+    trained at the chosen ``beta``. Right: reconstruction and KL of every
+    trained model against ``beta``, with a marker at the chosen one.
+
+    Parameters
+    ----------
+    table : dict from :func:`trade_off_table`
+    beta : float, optional
+        Initial slider value (one of ``table["beta"]``; default the first).
+
+    Returns
+    -------
+    SliderView
+    """
+    betas = table["beta"]
+    # one shared y axis (nats) and no legend: the bars' labels and colours name the curves
+    fig, (ax_bar, ax_curve) = plt.subplots(1, 2, figsize=(8, 3), dpi=80, sharey=True)
+    bars = ax_bar.bar(BAR_LABELS, bar_heights(table, 0), color=["C0", "C1", "C1", "C3"])
+    top = max(bar_heights(table, i).max() for i in range(len(betas)))
+    ax_bar.set_ylim(0, 1.1 * top)
+    ax_bar.set_ylabel("nats per image")
+    ax_bar.set_title("the model trained at this beta", fontsize=10)
+    ax_bar.tick_params(axis="x", labelsize=8)
+
+    ax_curve.plot(betas, table["reconstruction"], "o-", color="C0")
+    ax_curve.plot(betas, table["kl"], "o-", color="C1")
+    (marker,) = ax_curve.plot([], [], "ks", markersize=8, fillstyle="none")
+    ax_curve.locator_params(nbins=5)  # few tick labels: text is most of the rendering time
+    ax_curve.set_xlabel("beta (weight of the KL in the loss)")
+    ax_curve.set_title("reconstruction (blue), KL (orange): every beta", fontsize=10)
+    # lay out once; fig.tight_layout() would leave a layout engine that costs every savefig an extra draw
+    TightLayoutEngine().execute(fig)
+
+    def update(beta):
+        i = int(np.argmin(np.abs(betas - beta)))
+        for bar, h in zip(bars, bar_heights(table, i)):
+            bar.set_height(h)
+        marker.set_data([betas[i], betas[i]], [table["reconstruction"][i], table["kl"][i]])
+        return readout(table, i)
+
+    slider = widgets.SelectionSlider(
+        options=[(f"{b:g}", float(b)) for b in betas],
+        value=float(betas[0] if beta is None else beta),
+        description="beta",
+    )
+    return SliderView(fig, {"beta": slider}, update)
