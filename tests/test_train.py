@@ -66,6 +66,7 @@ def test_ctrl_c_keeps_the_last_finished_epoch(data, tmp_path, monkeypatch):
     assert len(json.loads((tmp_path / "history.json").read_text())) == 1
 
 
+@pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")  # NumPy's own warning about the NaN
 def test_non_finite_loss_stops_with_step_and_keeps_checkpoint(data, tmp_path, monkeypatch):
     train_x, _ = data
     fit(CONFIG, train_x, epochs=1, batch_size=32, out_dir=tmp_path, **quiet())

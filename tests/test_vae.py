@@ -102,3 +102,15 @@ def test_bad_config_is_refused(bad, message):
 def test_config_round_trips_through_dict():
     config = VAEConfig(hidden=(300, 100), likelihood="gaussian", learn_sigma=True)
     assert VAEConfig(**config.to_dict()) == config
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_float32_parameters_give_float32_loss_terms_and_gradients(name, rng):
+    config = CONFIGS[name]
+    params = init_params(config, rng, dtype=np.float32)
+    x = batch_for(config, rng).astype(np.float32)
+    eps = rng.standard_normal((5, config.n_latent)).astype(np.float32)
+    _, terms, cache = negative_elbo_forward(params, x, eps, config)
+    _, grads = loss_and_grads(params, x, eps, config)
+    assert {t.dtype for t in terms.values()} == {np.dtype(np.float32)}
+    assert {g.dtype for g in grads.values()} == {np.dtype(np.float32)}

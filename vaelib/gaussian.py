@@ -10,7 +10,7 @@ dimensions); the mean over the batch is taken by the caller.
 
 import numpy as np
 
-LOG_2PI = np.log(2 * np.pi)
+LOG_2PI = float(np.log(2 * np.pi))  # a Python float, so float32 arrays stay float32
 
 
 def log_normal(z, mu, log_var):

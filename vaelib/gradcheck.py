@@ -5,7 +5,9 @@ Used by the tests and by the notebooks. The error measure is norm-wise::
     relative_error(a, b) = |a - b| / max(|a|, |b|)      (Euclidean norms)
 
 With central differences and ``h = 1e-6`` a correct float64 gradient of a
-smooth function scores around 1e-9 to 1e-10; a wrong one scores near 1.
+smooth function scores between about 1e-10 and 1e-8; a wrong one scores
+near 1. Functions with kinks (ReLU) can fail a correct gradient when a
+perturbation carries a unit across zero: check them with smooth activations.
 """
 
 import numpy as np
@@ -81,6 +83,9 @@ def directional_check(f, params, grads, rng, h=1e-6):
     Compares ``(f(p + h v) - f(p - h v)) / 2h`` with ``sum_k <grads_k, v_k>``:
     two function evaluations instead of one per coordinate, so it scales to
     the full model.
+
+    With ReLU, a step that carries a unit across its kink makes a correct
+    gradient look wrong (errors ~1e-4); use smooth activations to check.
 
     Returns
     -------

@@ -73,6 +73,7 @@ def gaussian_nll(mean, x, log_sigma):
     ndarray, shape (batch,)
     """
     n_pixels = x.shape[-1]
+    log_sigma = np.asarray(log_sigma, dtype=mean.dtype)
     sq = np.sum((x - mean) ** 2, axis=-1)
     return 0.5 * sq * np.exp(-2 * log_sigma) + n_pixels * (log_sigma + 0.5 * LOG_2PI)
 
@@ -94,7 +95,7 @@ def gaussian_nll_backward(dnll, cache):
     dlog_sigma : 0-d ndarray
     """
     mean, x, log_sigma = cache
-    inv_var = np.exp(-2 * log_sigma)
+    inv_var = np.exp(-2 * np.asarray(log_sigma, dtype=mean.dtype))
     resid = mean - x
     dmean = (dnll[:, None] * inv_var) * resid
     sq = np.sum(resid * resid, axis=-1)

@@ -163,10 +163,13 @@ def init_params(config, rng, dtype=np.float64):
 
 
 def log_sigma_of(params, config):
-    """The decoder's ``log sigma``: the parameter if learned, else ``log(config.sigma)``."""
+    """The decoder's ``log sigma``: the parameter if learned, else ``log(config.sigma)``.
+
+    A fixed value is a Python float, so float32 parameters stay float32.
+    """
     if "log_sigma" in params:
         return params["log_sigma"]
-    return np.log(config.sigma)
+    return float(np.log(config.sigma))
 
 
 # ---------------------------------------------------------------- encoder / decoder
