@@ -12,10 +12,13 @@ Modules, one job each:
 - :mod:`vaelib.optim`       SGD and Adam
 - :mod:`vaelib.flat`        parameters as views into one flat vector
 - :mod:`vaelib.evaluate`    ELBO, importance-weighted log-likelihood, active units
+- :mod:`vaelib.exact_models` models with exact log p(x) and p(z|x), for checking the ELBO
+- :mod:`vaelib.estimators`  pathwise and score-function gradient estimators
 - :mod:`vaelib.data`        data sets by name
 - :mod:`vaelib.checkpoint`  atomic .npz checkpoints
 - :mod:`vaelib.train`       the training loop
 - :mod:`vaelib.cli`         ``python -m vaelib``
+- :mod:`vaelib.views`       the notebooks' slider figures
 """
 
 __version__ = "0.1.0"

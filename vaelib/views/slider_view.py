@@ -4,12 +4,14 @@ The view keeps its figure and artists for its whole life. A slider change
 calls the view's ``update`` function, which changes the existing artists
 (``set_data``, ``set_ydata``, ...) and returns a text readout of the numbers
 shown. In a notebook the figure is shown once with a display handle, and
-each update re-renders it into the same output, so it works with the
-default inline backend and the executed notebook still shows a picture on a
-code host. Tests drive a view without any display: set a slider's
+each update renders it once to PNG into that same output, so it works with
+the default inline backend and the executed notebook still shows a picture
+on a code host. (Rendering ourselves, without the inline backend's
+``bbox_inches="tight"``, draws the figure once per update instead of twice.) Tests drive a view without any display: set a slider's
 ``value`` and read the artists and ``readout``.
 """
 
+import io
 import time
 
 import ipywidgets as widgets
@@ -34,12 +36,14 @@ class SliderView:
         The latest readout.
     last_update_seconds : float
         Wall time of the latest ``update`` call (artists only, not rendering).
+    last_render_seconds : float
+        Wall time of the latest PNG rendering (only while shown in a notebook).
     """
 
     def __init__(self, fig, sliders, update):
         self.fig, self.sliders, self._update = fig, dict(sliders), update
         self.readout = ""
-        self.last_update_seconds = float("nan")
+        self.last_update_seconds = self.last_render_seconds = float("nan")
         self._handle = None
         self._label = widgets.HTML()
         for slider in self.sliders.values():
@@ -59,8 +63,18 @@ class SliderView:
         self.last_update_seconds = time.perf_counter() - start
         self._label.value = f"<pre>{self.readout}</pre>"
         if self._handle is not None:
-            self._handle.update(self.fig)
+            self._handle.update(self.png())
         return self.readout
+
+    def png(self):
+        """The figure as it stands, rendered once to an ``IPython.display.Image``."""
+        from IPython.display import Image
+
+        start = time.perf_counter()
+        buffer = io.BytesIO()
+        self.fig.savefig(buffer, format="png")
+        self.last_render_seconds = time.perf_counter() - start
+        return Image(data=buffer.getvalue(), format="png")
 
     def _on_change(self, _change):
         self.refresh()
@@ -70,4 +84,4 @@ class SliderView:
         from IPython.display import display
 
         display(widgets.VBox([*self.sliders.values(), self._label]))
-        self._handle = display(self.fig, display_id=True)
+        self._handle = display(self.png(), display_id=True)
