@@ -6,7 +6,15 @@ import pytest
 from vaelib.gradcheck import check_gradients, directional_check
 from vaelib.gaussian import kl_std_normal
 from vaelib.optim import Adam
-from vaelib.vae import VAEConfig, encode, init_params, loss_and_grads, negative_elbo_forward, param_shapes
+from vaelib.vae import (
+    VAEConfig,
+    encode,
+    init_params,
+    loss_and_grads,
+    negative_elbo_backward,
+    negative_elbo_forward,
+    param_shapes,
+)
 
 SMALL = dict(n_pixels=7, hidden=(6,), n_latent=3, activation="tanh")
 CONFIGS = {
@@ -114,3 +122,17 @@ def test_float32_parameters_give_float32_loss_terms_and_gradients(name, rng):
     _, grads = loss_and_grads(params, x, eps, config)
     assert {t.dtype for t in terms.values()} == {np.dtype(np.float32)}
     assert {g.dtype for g in grads.values()} == {np.dtype(np.float32)}
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_gradients_written_into_out_equal_returned_gradients(name, rng):
+    config = CONFIGS[name]
+    params = init_params(config, rng)
+    x, eps = batch_for(config, rng), rng.standard_normal((5, config.n_latent))
+    _, grads = loss_and_grads(params, x, eps, config)
+    out = {k: np.full_like(v, np.nan) for k, v in params.items()}
+    _, _, cache = negative_elbo_forward(params, x, eps, config)
+    returned = negative_elbo_backward(cache, config, out=out)
+    for k in params:
+        np.testing.assert_array_equal(out[k], grads[k])
+        assert returned[k] is out[k] or np.shares_memory(returned[k], out[k])

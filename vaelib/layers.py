@@ -34,7 +34,7 @@ def linear_forward(x, W, b):
     return out, (x, W)
 
 
-def linear_backward(dout, cache, *, need_dx=True):
+def linear_backward(dout, cache, *, need_dx=True, out=None):
     """Gradients of a linear layer.
 
     ``dx = dout @ W.T``, ``dW = x.T @ dout``, ``db = sum_batch dout``.
@@ -46,6 +46,9 @@ def linear_backward(dout, cache, *, need_dx=True):
     need_dx : bool
         ``False`` skips ``dx`` (returns ``None``), e.g. for the first layer,
         whose input is data.
+    out : tuple ``(dW, db)`` of ndarrays, optional
+        Arrays to write the parameter gradients into (NumPy's ``out=``
+        convention); the training loop passes views of one flat gradient vector.
 
     Returns
     -------
@@ -55,8 +58,11 @@ def linear_backward(dout, cache, *, need_dx=True):
     """
     x, W = cache
     dx = dout @ W.T if need_dx else None
-    dW = x.T @ dout
-    db = dout.sum(axis=0)
+    if out is None:
+        return dx, x.T @ dout, dout.sum(axis=0)
+    dW, db = out
+    np.matmul(x.T, dout, out=dW)
+    np.sum(dout, axis=0, out=db)
     return dx, dW, db
 
 

@@ -77,7 +77,7 @@ def mlp_forward(x, params, prefix, n_layers, activation="relu"):
     return h, cache
 
 
-def mlp_backward(dout, cache, prefix, activation="relu", *, need_dx=True):
+def mlp_backward(dout, cache, prefix, activation="relu", *, need_dx=True, out=None):
     """Backward pass of :func:`mlp_forward`.
 
     Parameters
@@ -86,6 +86,8 @@ def mlp_backward(dout, cache, prefix, activation="relu", *, need_dx=True):
     cache : list from :func:`mlp_forward`
     need_dx : bool
         ``False`` skips the gradient with respect to the input.
+    out : dict of str -> ndarray, optional
+        Arrays to write the parameter gradients into, keyed like the parameters.
 
     Returns
     -------
@@ -98,7 +100,8 @@ def mlp_backward(dout, cache, prefix, activation="relu", *, need_dx=True):
     for i in reversed(range(len(cache))):
         lin_cache, act_cache = cache[i]
         da = dh if act_cache is None else act_backward(dh, act_cache)
-        dh, grads[f"{prefix}.W{i}"], grads[f"{prefix}.b{i}"] = linear_backward(
-            da, lin_cache, need_dx=need_dx or i > 0
+        W, b = f"{prefix}.W{i}", f"{prefix}.b{i}"
+        dh, grads[W], grads[b] = linear_backward(
+            da, lin_cache, need_dx=need_dx or i > 0, out=None if out is None else (out[W], out[b])
         )
     return dh, grads

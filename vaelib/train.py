@@ -99,8 +99,7 @@ class Trainer:
                 f"loss became {loss} (reconstruction {terms['reconstruction'].mean():.4g}, "
                 f"kl {terms['kl'].mean():.4g} nats per image)"
             )
-        for name, g in negative_elbo_backward(cache, self.config).items():
-            self.grads[name][...] = g
+        negative_elbo_backward(cache, self.config, out=self.grads)  # writes into self.grad_vector
         self.optimizer.inplace_step({"theta": self.theta}, {"theta": self.grad_vector})
         return loss, terms
 

@@ -264,11 +264,19 @@ def negative_elbo_forward(params, x, eps, config):
     return loss, terms, cache
 
 
-def negative_elbo_backward(cache, config):
+def negative_elbo_backward(cache, config, out=None):
     """Gradient of the loss of :func:`negative_elbo_forward` with respect to every parameter.
 
     Walks the forward pass in reverse. ``dz`` receives a second contribution
     from the Monte Carlo KL, which also depends on ``z``.
+
+    Parameters
+    ----------
+    cache : tuple from :func:`negative_elbo_forward`
+    config : VAEConfig
+    out : dict of str -> ndarray, optional
+        Arrays to write the gradients into (keyed like ``params``), so training
+        can keep every gradient in one flat vector without copying.
 
     Returns
     -------
@@ -286,7 +294,10 @@ def negative_elbo_backward(cache, config):
         dout, dlog_sigma = gaussian_nll_backward(drec, rec_cache)
         if config.learn_sigma:
             grads["log_sigma"] = dlog_sigma
-    dz, dec_grads = mlp_backward(dout, dec_cache, "dec", config.activation)
+            if out is not None:
+                out["log_sigma"][...] = dlog_sigma
+                grads["log_sigma"] = out["log_sigma"]
+    dz, dec_grads = mlp_backward(dout, dec_cache, "dec", config.activation, out=out)
 
     if config.kl == "closed_form":
         dmu_kl, dlog_var_kl = kl_std_normal_backward(dkl, kl_cache)
@@ -295,7 +306,7 @@ def negative_elbo_backward(cache, config):
         dz = dz + dz_kl
     dmu, dlog_var = reparam_backward(dz, reparam_cache)
     dh = np.concatenate([dmu + dmu_kl, dlog_var + dlog_var_kl], axis=1)
-    _, enc_grads = mlp_backward(dh, enc_cache, "enc", config.activation, need_dx=False)
+    _, enc_grads = mlp_backward(dh, enc_cache, "enc", config.activation, need_dx=False, out=out)
 
     grads.update(enc_grads)
     grads.update(dec_grads)
