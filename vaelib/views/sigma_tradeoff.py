@@ -1,0 +1,235 @@
+"""The sigma slider of notebook 03: how the decoder's sigma trades reconstruction against KL.
+
+One Gaussian VAE is trained for each fixed decoder standard deviation ``sigma``
+of a grid (same data, architecture, seed and epochs), then measured on the
+test images. With ``sigma`` fixed,
+
+    -log p(x|z) = |x - m(z)|^2 / (2 sigma^2) + D log sigma + (D/2) log 2 pi,
+
+so the loss ``-log p(x|z) + KL`` has the same gradients, up to the factor
+``1 / sigma^2``, as ``|x - m(z)|^2 / 2 + sigma^2 * KL``: ``sigma^2`` acts as the
+KL weight ``beta``. Small ``sigma`` buys sharp reconstructions with a large KL;
+large ``sigma`` makes information in ``z`` dear, and the KL falls towards 0
+(posterior collapse) while the reconstructions blur towards the mean image.
+
+The slider picks a ``sigma``; the view shows test images above that model's
+reconstructions, and the KL and the reconstruction term of every model against
+``sigma``, with a marker at the chosen one.
+
+Every number is in nats per image (summed over pixels or latent dimensions,
+averaged over the test images), except the squared error, which is in squared
+pixel units per image, summed over the ``D`` pixels.
+"""
+
+import time
+from dataclasses import replace
+
+import ipywidgets as widgets
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.layout_engine import TightLayoutEngine
+
+from ..gaussian import kl_std_normal
+from ..likelihoods import gaussian_nll
+from ..train import fit
+from ..vae import VAEConfig, decode, encode
+from .slider_view import SliderView
+
+#: The default grid of decoder standard deviations (pixels in [0, 1]).
+DEFAULT_SIGMAS = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6)
+
+
+def gaussian_vae_terms(params, x, eps, config):
+    """Per-image squared error, reconstruction term and KL of a Gaussian VAE at ``z = mu + std * eps``.
+
+    Parameters
+    ----------
+    params : dict of str -> ndarray
+    x : ndarray, shape (n, n_pixels)
+    eps : ndarray, shape (n, n_latent)
+        Standard normal noise: one sample ``z ~ q(z|x)`` per image.
+    config : VAEConfig
+        ``likelihood="gaussian"`` with a fixed ``sigma``.
+
+    Returns
+    -------
+    dict of str -> ndarray, shape (n,), float64
+        ``"squared_error"``: ``|x - m(z)|^2`` summed over pixels;
+        ``"reconstruction"``: ``-log p(x|z)`` (nats);
+        ``"kl"``: ``KL(q(z|x) || p(z))`` (nats, closed form, does not depend on ``eps``);
+        ``"elbo"``: ``-(reconstruction + kl)`` (nats, one-sample estimate).
+    """
+    if config.likelihood != "gaussian" or config.learn_sigma:
+        raise ValueError("gaussian_vae_terms needs a Gaussian decoder with a fixed sigma")
+    mu, log_var = encode(params, x, config)
+    z = mu + np.exp(0.5 * log_var) * eps
+    mean = decode(params, z, config)
+    squared_error = np.sum((x - mean) ** 2, axis=-1, dtype=np.float64)
+    rec = gaussian_nll(mean.astype(np.float64), x.astype(np.float64), np.log(config.sigma))
+    kl = kl_std_normal(mu.astype(np.float64), log_var.astype(np.float64))
+    return {"squared_error": squared_error, "reconstruction": rec, "kl": kl, "elbo": -(rec + kl)}
+
+
+def reconstruct(params, x, config):
+    """The decoder's mean at the posterior mean: ``m(mu(x))``, shape (n, n_pixels).
+
+    This is the picture usually shown as "the reconstruction"; the loss itself
+    uses a sampled ``z`` (see :func:`gaussian_vae_terms`).
+    """
+    mu, _ = encode(params, x, config)
+    return decode(params, mu, config)
+
+
+def train_sigma_sweep(data, sigmas=DEFAULT_SIGMAS, *, hidden=(128,), n_latent=10, epochs=8, lr=3e-3,
+                      batch_size=100, seed=0, n_images=6):
+    """Train one Gaussian VAE per fixed ``sigma`` and measure it on the test images.
+
+    Parameters
+    ----------
+    data : Dataset (or any object with ``train`` and ``test`` arrays)
+        ``train``, shape (n_train, n_pixels); ``test``, shape (n_test, n_pixels).
+    sigmas : sequence of float, increasing
+    hidden, n_latent
+        Architecture (see :class:`~vaelib.vae.VAEConfig`); ``beta = 1``.
+    epochs, lr, batch_size, seed
+        Passed to :func:`vaelib.train.fit`; the same seed for every ``sigma``,
+        so every model starts from the same initial weights and sees the same
+        batches and noise.
+    n_images : int
+        How many test images (the first ones) to reconstruct for display.
+
+    Returns
+    -------
+    dict
+        ``"sigma"``, ``"kl"``, ``"squared_error"``, ``"reconstruction"``, ``"elbo"``,
+        ``"seconds"``: ndarrays of shape (n_sigmas,), means over the test
+        images (one ``z ~ q(z|x)`` each, the same noise ``"eps"`` for every model);
+        ``"originals"``: shape (n_images, n_pixels);
+        ``"reconstructions"``: shape (n_sigmas, n_images, n_pixels), :func:`reconstruct`;
+        ``"eps"``: shape (n_test, n_latent); ``"configs"``, ``"params"``: one per sigma;
+        ``"image_shape"``: the shape one image reshapes to.
+    """
+    sigmas = np.asarray(sigmas, dtype=float)
+    if sigmas.ndim != 1 or len(sigmas) == 0 or np.any(np.diff(sigmas) <= 0):
+        raise ValueError(f"sigmas must be a non-empty increasing sequence, got {sigmas}")
+    x_test = np.asarray(data.test, dtype=np.float32)
+    n_pixels = x_test.shape[1]
+    image_shape = tuple(getattr(data, "image_shape", None) or _square_shape(n_pixels))
+    base = VAEConfig(n_pixels=n_pixels, hidden=tuple(hidden), n_latent=n_latent, likelihood="gaussian")
+    eps = np.random.default_rng([seed, 1]).standard_normal((len(x_test), n_latent)).astype(np.float32)
+
+    table = {k: [] for k in ("kl", "squared_error", "reconstruction", "elbo", "seconds",
+                             "reconstructions", "configs", "params")}
+    for sigma in sigmas:
+        config = replace(base, sigma=float(sigma))
+        start = time.perf_counter()
+        trainer = fit(config, data.train, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed,
+                      progress=False, log=lambda line: None)
+        table["seconds"].append(time.perf_counter() - start)
+        terms = gaussian_vae_terms(trainer.params, x_test, eps, config)
+        for k in ("kl", "squared_error", "reconstruction", "elbo"):
+            table[k].append(float(terms[k].mean()))
+        table["reconstructions"].append(reconstruct(trainer.params, x_test[:n_images], config))
+        table["configs"].append(config)
+        table["params"].append({k: v.copy() for k, v in trainer.params.items()})
+
+    out = {k: np.array(table[k]) for k in ("kl", "squared_error", "reconstruction", "elbo", "seconds",
+                                            "reconstructions")}
+    out.update(sigma=sigmas, originals=x_test[:n_images].copy(), eps=eps, configs=table["configs"],
+               params=table["params"], image_shape=image_shape)
+    return out
+
+
+def _square_shape(n_pixels):
+    side = int(round(np.sqrt(n_pixels)))
+    return (side, side) if side * side == n_pixels else (1, n_pixels)
+
+
+def image_mosaic(originals, reconstructions, image_shape):
+    """Two rows of images side by side: ``originals`` on top, ``reconstructions`` below.
+
+    Parameters
+    ----------
+    originals, reconstructions : ndarray, shape (n_images, n_pixels)
+    image_shape : tuple (h, w)
+
+    Returns
+    -------
+    ndarray, shape (2 * h, n_images * w)
+    """
+    h, w = image_shape
+
+    def row(images):
+        return np.asarray(images).reshape(-1, h, w).transpose(1, 0, 2).reshape(h, -1)
+
+    return np.concatenate([row(originals), row(reconstructions)], axis=0)
+
+
+def readout(table, i):
+    """The numbers the view shows for row ``i`` of a :func:`train_sigma_sweep` table, as text."""
+    return (
+        f"sigma = {table['sigma'][i]:g}   (decoder standard deviation; acts as beta = sigma^2)\n"
+        f"KL(q(z|x) || p(z))      = {table['kl'][i]:10.3f} nats\n"
+        f"squared error |x - m|^2 = {table['squared_error'][i]:10.3f} (per image, summed over pixels)\n"
+        f"-log p(x|z)             = {table['reconstruction'][i]:10.3f} nats\n"
+        f"ELBO = -(-log p + KL)   = {table['elbo'][i]:10.3f} nats"
+    )
+
+
+def make_sigma_tradeoff_view(table, sigma=None):
+    """A sigma slider over a :func:`train_sigma_sweep` table.
+
+    Parameters
+    ----------
+    table : dict from :func:`train_sigma_sweep`
+    sigma : float, optional
+        Initial slider value (one of ``table["sigma"]``; default the first).
+
+    Returns
+    -------
+    SliderView
+        Slider ``sigma``. Artists: ``fig.axes[0].images[0]`` the mosaic of
+        :func:`image_mosaic` (test images on top, reconstructions below);
+        ``fig.axes[1].lines[0]`` KL against sigma, ``lines[1]`` the marker on it;
+        ``fig.axes[2].lines[0]`` the reconstruction term ``-log p(x|z)`` against
+        sigma, ``lines[1]`` the marker on it.
+    """
+    sigmas = table["sigma"]
+    mosaics = [image_mosaic(table["originals"], r, table["image_shape"]) for r in table["reconstructions"]]
+    fig, (ax_img, ax_kl) = plt.subplots(1, 2, figsize=(8, 3), dpi=80, width_ratios=[1.3, 1])
+    image = ax_img.imshow(mosaics[0], cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
+    ax_img.set_axis_off()
+    title = ax_img.set_title("", fontsize=9)
+
+    ax_kl.plot(sigmas, table["kl"], "o-", color="C0")
+    (kl_marker,) = ax_kl.plot([], [], "s", color="C0", markersize=10, fillstyle="none", markeredgewidth=2)
+    ax_kl.set_xscale("log")
+    ax_kl.set_xticks(sigmas, [f"{s:g}" for s in sigmas], fontsize=8)
+    ax_kl.minorticks_off()
+    ax_kl.set_xlabel("decoder sigma (log scale)")
+    ax_kl.set_ylabel("KL (nats)", color="C0")
+    ax_rec = ax_kl.twinx()
+    ax_rec.plot(sigmas, table["reconstruction"], "o-", color="C3")
+    (rec_marker,) = ax_rec.plot([], [], "s", color="C3", markersize=10, fillstyle="none", markeredgewidth=2)
+    ax_rec.axhline(0.0, color="0.6", lw=0.8, ls=":")
+    ax_rec.set_ylabel("-log p(x|z) (nats)", color="C3")
+    ax_kl.locator_params(axis="y", nbins=5)
+    ax_rec.locator_params(axis="y", nbins=5)
+    ax_kl.set_title("every model: KL (blue), -log p(x|z) (red)", fontsize=9)
+    # lay out once; fig.tight_layout() would leave an engine that re-lays out at every savefig
+    TightLayoutEngine().execute(fig)
+
+    def update(sigma):
+        i = int(np.argmin(np.abs(sigmas - sigma)))
+        image.set_data(mosaics[i])
+        title.set_text(f"top: test images; bottom: reconstructions, sigma = {sigmas[i]:g}")
+        kl_marker.set_data([sigmas[i]], [table["kl"][i]])
+        rec_marker.set_data([sigmas[i]], [table["reconstruction"][i]])
+        return readout(table, i)
+
+    slider = widgets.SelectionSlider(
+        options=[(f"{s:g}", float(s)) for s in sigmas],
+        value=float(sigmas[0] if sigma is None else sigma),
+        description="sigma",
+    )
+    return SliderView(fig, {"sigma": slider}, update)
