@@ -9,7 +9,7 @@ BIN    := $(VENV)/bin
 VAELIB_DATA ?= $(if $(wildcard ../shared/data/binarized_mnist.npz),$(abspath ../shared/data),)
 export VAELIB_DATA
 
-.PHONY: install lab test bench clean
+.PHONY: install lab test test-browser bench clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,9 @@ lab: install
 
 test: install
 	$(BIN)/python -m pytest
+
+test-browser: install
+	$(BIN)/python -m pytest -m browser tests/test_browser_sliders.py
 
 bench: install
 	$(BIN)/python benchmarks/bench_epoch.py
