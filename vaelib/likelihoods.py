@@ -19,7 +19,8 @@ def bernoulli_nll_from_logits(logits, x):
     .. math:: -\log p(x\mid\ell) = \sum_d \mathrm{softplus}(\ell_d) - x_d \ell_d,
               \qquad \mathrm{softplus}(\ell) = \log(1 + e^{\ell})
 
-    ``softplus`` is computed as ``logaddexp(0, l)``, which never overflows, at any logit.
+    ``softplus`` is computed as ``max(l, 0) + log1p(exp(-|l|))``, which never
+    overflows, at any logit.
 
     Parameters
     ----------

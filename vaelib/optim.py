@@ -7,12 +7,49 @@ Contract::
     opt.state_dict() / opt.load_state_dict(state)
 
 ``params`` and ``grads`` are dicts of arrays with the same keys. Passing a dict
-with a single flat vector (see :mod:`vaelib.flat`) runs each update as a few
-whole-array NumPy operations, which is what makes training fast.
+with a single flat vector (see :mod:`vaelib.flat`) updates every parameter of
+the model in one call, which is what makes training fast.
 The optimisers *descend*: they minimise the loss (the negative ELBO).
+
+Adam's update is one fused loop compiled by Numba (:func:`inplace_adam_update`):
+a NumPy version needs about eleven passes over memory per step and cost more
+than a third of a training epoch on MNIST; the fused loop reads and writes
+each number once. It uses strict IEEE arithmetic (no fastmath), so it gives
+the same numbers as the formula written out in NumPy. It runs on one thread:
+Numba's ``prange`` is what lets LLVM vectorise the loop (a plain loop runs
+about eight times slower), and a second thread gains nothing on a
+memory-bound loop while its pool fights OpenBLAS's threads for the cores
+(measured: the whole epoch became twice as slow).
 """
 
+import numba
 import numpy as np
+
+
+def inplace_adam_update(p, g, m, v, lr_t, eps_t, b1, b2):
+    """One Adam step on flat arrays, in place; see :class:`Adam` for the formula.
+
+    Parameters
+    ----------
+    p, g, m, v : ndarray, shape (n,), one dtype
+        Parameters, gradient, first and second moment estimates.
+    lr_t, eps_t, b1, b2 : scalars of the same dtype
+    """
+    threads = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        _adam_loop(p, g, m, v, lr_t, eps_t, b1, b2)
+    finally:
+        numba.set_num_threads(threads)
+
+
+@numba.njit(parallel=True, cache=True)
+def _adam_loop(p, g, m, v, lr_t, eps_t, b1, b2):
+    """The loop of :func:`inplace_adam_update`."""
+    for i in numba.prange(p.size):
+        m[i] += (1 - b1) * (g[i] - m[i])
+        v[i] += (1 - b2) * (g[i] * g[i] - v[i])
+        p[i] -= lr_t * m[i] / (np.sqrt(v[i]) + eps_t)
 
 
 class SGD:
@@ -57,7 +94,7 @@ class Adam:
         if lr <= 0 or not (0 <= b1 < 1 and 0 <= b2 < 1) or eps <= 0:
             raise ValueError(f"invalid Adam settings lr={lr}, b1={b1}, b2={b2}, eps={eps}")
         self.lr, self.b1, self.b2, self.eps = lr, b1, b2, eps
-        self.m, self.v, self._scratch = {}, {}, {}
+        self.m, self.v = {}, {}
         self.t = 0
 
     def inplace_step(self, params, grads):
@@ -67,24 +104,14 @@ class Adam:
         lr_t = self.lr * correction / (1 - self.b1**self.t)
         eps_t = self.eps * correction
         for k, g in grads.items():
-            m = self.m.setdefault(k, np.zeros_like(g))
-            v = self.v.setdefault(k, np.zeros_like(g))
-            tmp = self._scratch.setdefault(k, np.empty_like(g))
-            # m += (1 - b1) * (g - m)
-            np.subtract(g, m, out=tmp)
-            tmp *= 1 - self.b1
-            m += tmp
-            # v += (1 - b2) * (g*g - v)
-            np.multiply(g, g, out=tmp)
-            tmp -= v
-            tmp *= 1 - self.b2
-            v += tmp
-            # p -= lr_t * m / (sqrt(v) + eps_t)
-            np.sqrt(v, out=tmp)
-            tmp += eps_t
-            np.divide(m, tmp, out=tmp)
-            tmp *= lr_t
-            params[k] -= tmp
+            p = params[k]
+            if k not in self.m:
+                self.m[k], self.v[k] = np.zeros_like(p), np.zeros_like(p)
+            if not (p.flags.c_contiguous and g.flags.c_contiguous and p.dtype == g.dtype):
+                raise ValueError(f"Adam needs C-contiguous parameter and gradient of one dtype for {k!r}")
+            scalar = p.dtype.type
+            inplace_adam_update(p.reshape(-1), g.reshape(-1), self.m[k].reshape(-1), self.v[k].reshape(-1),
+                                scalar(lr_t), scalar(eps_t), scalar(self.b1), scalar(self.b2))
 
     def state_dict(self):
         state = {"t": np.array(self.t)}
@@ -96,7 +123,6 @@ class Adam:
         self.t = int(state["t"])
         self.m = {k[2:]: np.array(a) for k, a in state.items() if k.startswith("m/")}
         self.v = {k[2:]: np.array(a) for k, a in state.items() if k.startswith("v/")}
-        self._scratch = {}
 
 
 OPTIMISERS = {"adam": Adam, "sgd": SGD}

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from .batches import Minibatches
 from .checkpoint import Checkpoint, check_same_architecture, load_checkpoint, save_checkpoint
 from .evaluate import elbo_terms
 from .flat import flat_views, flatten
@@ -106,17 +107,26 @@ class Trainer:
     def train_epoch(self, x, progress=True):
         """One pass over ``x`` in a fresh random order.
 
+        Parameters
+        ----------
+        x : ndarray, shape (n, n_pixels), or :class:`~vaelib.batches.Minibatches`
+            Passing ``Minibatches`` (as :func:`fit` does) avoids re-packing the
+            data every epoch.
+        progress : bool
+
         Returns
         -------
         dict : mean per-image ``neg_elbo``, ``reconstruction``, ``kl`` (nats) over the epoch.
         """
         batch_size = self.settings["batch_size"]
+        if not isinstance(x, Minibatches):
+            x = Minibatches(x, self.theta.dtype)
         order = self.rng.permutation(len(x))
         sums = {"neg_elbo": 0.0, "reconstruction": 0.0, "kl": 0.0}
         bar = tqdm(range(0, len(x), batch_size), desc=f"epoch {self.epoch + 1}", unit="batch",
                    disable=not progress, leave=False, mininterval=0.5)
         for i, start in enumerate(bar):
-            xb = x[order[start : start + batch_size]].astype(self.theta.dtype, copy=False)
+            xb = x.batch(order[start : start + batch_size])
             try:
                 loss, terms = self.step(xb)
             except NonFiniteLossError as e:
@@ -225,11 +235,12 @@ def fit(config, train_x, test_x=None, *, epochs, lr=1e-3, batch_size=128, seed=0
     else:
         trainer = Trainer(config, lr=lr, batch_size=batch_size, seed=seed)
     trainer.interrupted = False
+    train_batches = Minibatches(train_x, trainer.theta.dtype)
 
     while trainer.epoch < epochs:
         start = time.perf_counter()
         try:
-            train_terms = trainer.train_epoch(train_x, progress=progress)
+            train_terms = trainer.train_epoch(train_batches, progress=progress)
         except KeyboardInterrupt:
             trainer.interrupted = True
             saved = f"{ckpt_path} holds epoch {trainer.epoch}" if ckpt_path and trainer.epoch else "nothing was saved"
