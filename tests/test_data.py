@@ -124,7 +124,7 @@ def test_download_round_trip(small_amat):
     assert ds.name == "binarized-mnist" and ds.binary
     assert ds.train_labels is None and ds.test_labels is None
     for split, x in (("train", ds.train), ("valid", ds.valid), ("test", ds.test)):
-        assert x.dtype == np.float32 and x.shape == (SMALL_ROWS[split], 784)
+        assert x.dtype == np.uint8 and x.shape == (SMALL_ROWS[split], 784)
         np.testing.assert_array_equal(x, pixels[split])
 
 

@@ -109,13 +109,15 @@ def run_evaluate(args):
     count, _ = active_units(params, x, config)
     report = {
         "run_dir": str(run), "data": data_info["data"], "test_images": len(x), "epoch": checkpoint.epoch,
+        "test_elbo": float(-terms["neg_elbo"].mean()),
         "test_neg_elbo": float(terms["neg_elbo"].mean()),
         "test_reconstruction": float(terms["reconstruction"].mean()),
         "test_kl": float(terms["kl"].mean()),
         "test_log_likelihood_iw": float(log_px.mean()),
         "importance_samples": args.samples,
         "active_units": count, "n_latent": config.n_latent,
-        "units": "nats per image; neg_elbo and reconstruction are losses, log_likelihood is log p(x)",
+        "units": "nats per image; elbo and log_likelihood_iw are log-densities (higher is better), "
+                 "neg_elbo, reconstruction and kl are loss terms (lower is better)",
     }
     print(json.dumps(report, indent=1))
     return 0

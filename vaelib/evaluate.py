@@ -55,16 +55,14 @@ def log_importance_weights(params, x, config, eps):
     batch, n_samples, n_latent = eps.shape
     mu, log_var = encode(params, x, config)
     z = mu[:, None, :] + np.exp(0.5 * log_var)[:, None, :] * eps
-    z_flat = z.reshape(batch * n_samples, n_latent)
-    x_rep = np.repeat(x, n_samples, axis=0)
-    out = decode(params, z_flat, config)
-    log_px_given_z = -reconstruction_nll(out, x_rep, params, config).reshape(batch, n_samples)
+    out = decode(params, z.reshape(batch * n_samples, n_latent), config).reshape(batch, n_samples, -1)
+    log_px_given_z = -reconstruction_nll(out, x[:, None, :], params, config)  # x broadcast over samples
     log_pz = log_std_normal(z)
     log_qz = log_normal(z, mu[:, None, :], log_var[:, None, :])
     return log_px_given_z + log_pz - log_qz
 
 
-def importance_weighted_log_likelihood(params, x, config, rng, n_samples=5000, max_rows=16384):
+def importance_weighted_log_likelihood(params, x, config, rng, n_samples=5000, max_rows=8192):
     r"""Estimate ``log p(x) ~ log (1/K) sum_k p(x, z_k) / q(z_k|x)``, ``z_k ~ q(z|x)``.
 
     This is the IWAE bound (Burda et al., 2016): a lower bound on ``log p(x)``

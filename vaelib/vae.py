@@ -206,9 +206,15 @@ def decode(params, z, config):
 def reconstruction_nll(out, x, params, config):
     """``-log p(x|z)`` per image, summed over pixels, from the decoder output ``out``.
 
+    Parameters
+    ----------
+    out : ndarray, shape (..., n_pixels)
+        Bernoulli logits or Gaussian means.
+    x : ndarray, broadcastable to ``out``
+
     Returns
     -------
-    ndarray, shape (batch,)
+    ndarray, shape ``out.shape[:-1]``
     """
     if config.likelihood == "bernoulli":
         return bernoulli_nll_forward(out, x)[0]
