@@ -15,7 +15,9 @@ Modules, one job each:
 - :mod:`vaelib.exact_models` models with exact log p(x) and p(z|x), for checking the ELBO
 - :mod:`vaelib.estimators`  pathwise and score-function gradient estimators
 - :mod:`vaelib.data`        data sets by name
-- :mod:`vaelib.checkpoint`  atomic .npz checkpoints
+- :mod:`vaelib.checkpoint`  .npz checkpoints
+- :mod:`vaelib.atomic`      all-or-nothing file writes
+- :mod:`vaelib.batches`     shuffled minibatches from compactly stored data
 - :mod:`vaelib.train`       the training loop
 - :mod:`vaelib.cli`         ``python -m vaelib``
 - :mod:`vaelib.views`       the notebooks' slider figures

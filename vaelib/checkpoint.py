@@ -10,19 +10,18 @@ Format (``FORMAT_VERSION = 1``), the arrays of one ``numpy.savez`` file:
   ``batch_size``, ``seed``), ``epoch`` (epochs finished) and ``rng_state``
   (the ``bit_generator.state`` of the training ``numpy.random.Generator``).
 
-Writing goes to a temporary file in the same directory, which is flushed,
-``fsync``-ed and then renamed over the target with ``os.replace``; a crash at
-any moment leaves either the old checkpoint or the new one, never a torn file.
+Writing goes through :func:`vaelib.atomic.atomic_write`: a crash at any
+moment leaves either the old checkpoint or the new one, never a torn file.
 """
 
 import json
-import os
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from .atomic import atomic_write
 
 FORMAT_VERSION = 1
 
@@ -58,29 +57,8 @@ def save_checkpoint(path, checkpoint):
     arrays = {f"param/{k}": v for k, v in checkpoint.params.items()}
     arrays.update({f"optim/{k}": v for k, v in checkpoint.optimizer_state.items()})
     arrays["meta"] = np.array(json.dumps(meta))
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(directory):
-    """Make the rename itself durable (a no-op where directories cannot be opened)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    with atomic_write(path) as f:
+        np.savez(f, **arrays)
 
 
 def load_checkpoint(path):

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 from tqdm.auto import tqdm
 
+from .atomic import atomic_write
+
 KNOWN_DATASETS = ("mnist5k", "binarized-mnist")
 N_PIXELS = 28 * 28
 PACKED_WIDTH = N_PIXELS // 8  # bytes per image in the npz
@@ -253,14 +255,6 @@ def _check_split(packed, split, url):
 
 
 def _write_npz_atomically(path, arrays):
-    """Write to a temporary file beside ``path``, fsync, then ``os.replace`` it into place."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as file:
-            np.savez_compressed(file, **arrays)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        pathlib.Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write the npz through :func:`vaelib.atomic.atomic_write`."""
+    with atomic_write(path) as file:
+        np.savez_compressed(file, **arrays)

@@ -12,14 +12,13 @@ good checkpoint untouched when interrupted or when the loss stops being finite.
 """
 
 import json
-import os
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
 
+from .atomic import atomic_write
 from .batches import Minibatches
 from .checkpoint import Checkpoint, check_same_architecture, load_checkpoint, save_checkpoint
 from .evaluate import elbo_terms
@@ -175,15 +174,6 @@ class Trainer:
         return trainer
 
 
-def _write_json_atomically(path, obj):
-    fd, tmp = tempfile.mkstemp(dir=Path(path).parent, prefix=f".{Path(path).name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(obj, f, indent=1)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def fit(config, train_x, test_x=None, *, epochs, lr=1e-3, batch_size=128, seed=0, out_dir=None,
         resume=False, progress=True, log=print):
     """Train a VAE for ``epochs`` epochs in total.
@@ -258,7 +248,8 @@ def fit(config, train_x, test_x=None, *, epochs, lr=1e-3, batch_size=128, seed=0
         log(_epoch_line(record))
         if ckpt_path is not None:
             save_checkpoint(ckpt_path, trainer.to_checkpoint())
-            _write_json_atomically(history_path, trainer.history)
+            with atomic_write(history_path, "w") as f:
+                json.dump(trainer.history, f, indent=1)
     return trainer
 
 
