@@ -65,7 +65,8 @@ def build_parser():
     e.add_argument("run_dir")
     e.add_argument("--samples", type=positive_int, default=1000, help="importance samples K per image (up to 5000)")
     e.add_argument("--data-dir")
-    e.add_argument("--limit", type=positive_int, help="evaluate only the first N test images")
+    e.add_argument("--limit", type=positive_int,
+                   help="evaluate N test images drawn at random (with --seed); the test set is ordered, so its first N are not typical")
     e.add_argument("--seed", type=int, default=0)
 
     d = sub.add_parser("download", help="fetch a data set that is not embedded")
@@ -101,9 +102,11 @@ def run_evaluate(args):
     config = VAEConfig(**checkpoint.config)
     data_info = json.loads((run / "data.json").read_text()) if (run / "data.json").exists() else {"data": "mnist5k"}
     data = load_dataset(data_info["data"], args.data_dir, binarize=data_info.get("binarize", False))
-    x = data.test[: args.limit] if args.limit else data.test
-    params = {k: v.astype(np.float64) for k, v in checkpoint.params.items()}
     rng = np.random.default_rng(args.seed)
+    x = data.test
+    if args.limit and args.limit < len(x):
+        x = x[np.sort(rng.choice(len(x), args.limit, replace=False))]
+    params = {k: v.astype(np.float64) for k, v in checkpoint.params.items()}
     terms = elbo_terms(params, x, config, rng)
     log_px = importance_weighted_log_likelihood(params, x, config, rng, n_samples=args.samples)
     count, _ = active_units(params, x, config)
