@@ -62,7 +62,7 @@ def log_importance_weights(params, x, config, eps):
     return log_px_given_z + log_pz - log_qz
 
 
-def importance_weighted_log_likelihood(params, x, config, rng, n_samples=5000, max_rows=8192):
+def importance_weighted_log_likelihood(params, x, config, rng, n_samples=5000, max_rows=4096):
     r"""Estimate ``log p(x) ~ log (1/K) sum_k p(x, z_k) / q(z_k|x)``, ``z_k ~ q(z|x)``.
 
     This is the IWAE bound (Burda et al., 2016): a lower bound on ``log p(x)``
