@@ -206,7 +206,7 @@ def make_sigma_tradeoff_view(table, sigma=None):
     ax_kl.set_xscale("log")
     ax_kl.set_xticks(sigmas, [f"{s:g}" for s in sigmas], fontsize=8)
     ax_kl.minorticks_off()
-    ax_kl.set_xlabel("decoder sigma (log scale)")
+    ax_kl.set_xlabel("decoder sigma (pixel units, log scale)")
     ax_kl.set_ylabel("KL (nats)", color="C0")
     ax_rec = ax_kl.twinx()
     ax_rec.plot(sigmas, table["reconstruction"], "o-", color="C3")
