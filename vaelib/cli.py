@@ -108,7 +108,7 @@ def run_evaluate(args):
         x = x[np.sort(rng.choice(len(x), args.limit, replace=False))]
     params = {k: v.astype(np.float64) for k, v in checkpoint.params.items()}
     terms = elbo_terms(params, x, config, rng)
-    log_px = importance_weighted_log_likelihood(params, x, config, rng, n_samples=args.samples)
+    log_px = importance_weighted_log_likelihood(params, x, config, rng, n_samples=args.samples, progress=True)
     count, _ = active_units(params, x, config)
     report = {
         "run_dir": str(run), "data": data_info["data"], "test_images": len(x), "epoch": checkpoint.epoch,

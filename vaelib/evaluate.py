@@ -7,6 +7,7 @@ better), so for every image, on average, ``-neg_elbo <= log_likelihood``.
 
 import numpy as np
 from scipy.special import logsumexp
+from tqdm.auto import tqdm
 
 from .gaussian import log_normal, log_std_normal
 from .vae import decode, encode, negative_elbo_forward, reconstruction_nll
@@ -62,7 +63,7 @@ def log_importance_weights(params, x, config, eps):
     return log_px_given_z + log_pz - log_qz
 
 
-def importance_weighted_log_likelihood(params, x, config, rng, n_samples=5000, max_rows=4096):
+def importance_weighted_log_likelihood(params, x, config, rng, n_samples=5000, max_rows=4096, progress=False):
     r"""Estimate ``log p(x) ~ log (1/K) sum_k p(x, z_k) / q(z_k|x)``, ``z_k ~ q(z|x)``.
 
     This is the IWAE bound (Burda et al., 2016): a lower bound on ``log p(x)``
@@ -78,6 +79,8 @@ def importance_weighted_log_likelihood(params, x, config, rng, n_samples=5000, m
         ``K``, the number of importance samples per image.
     max_rows : int
         Bound on ``images x samples`` decoded in one call.
+    progress : bool
+        Show a tqdm progress bar over the images.
 
     Returns
     -------
@@ -89,6 +92,7 @@ def importance_weighted_log_likelihood(params, x, config, rng, n_samples=5000, m
     images_per_call = max(1, max_rows // n_samples)
     samples_per_call = min(n_samples, max_rows)
     result = np.empty(len(x))
+    bar = tqdm(total=len(x), desc=f"log p(x), K={n_samples}", unit="image", disable=not progress)
     for start in range(0, len(x), images_per_call):
         xb = np.asarray(x[start : start + images_per_call], dtype=dtype)
         log_w = np.empty((len(xb), n_samples))
@@ -97,6 +101,8 @@ def importance_weighted_log_likelihood(params, x, config, rng, n_samples=5000, m
             eps = rng.standard_normal((len(xb), k, config.n_latent)).astype(dtype)
             log_w[:, s : s + k] = log_importance_weights(params, xb, config, eps)
         result[start : start + len(xb)] = logsumexp(log_w, axis=1) - np.log(n_samples)
+        bar.update(len(xb))
+    bar.close()
     return result
 
 
