@@ -116,3 +116,23 @@ def test_float32_training_and_float64_checks_share_one_model(data):
     t32, t64 = Trainer(CONFIG, seed=3), Trainer(CONFIG, seed=3, dtype=np.float64)
     assert t32.theta.dtype == np.float32 and t64.theta.dtype == np.float64
     np.testing.assert_allclose(t32.theta, t64.theta, rtol=1e-6)
+
+
+def test_ctrl_c_between_checkpoint_and_history_leaves_them_in_agreement(data, tmp_path, monkeypatch):
+    from vaelib import train as train_module
+
+    train_x, _ = data
+    real_save, calls = train_module.save_checkpoint, {"n": 0}
+
+    def save_then_interrupt(path, checkpoint):
+        real_save(path, checkpoint)
+        calls["n"] += 1
+        if calls["n"] == 2:  # epoch 2's checkpoint is on disk, its history not yet
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_module, "save_checkpoint", save_then_interrupt)
+    lines = []
+    trainer = fit(CONFIG, train_x, epochs=5, batch_size=32, out_dir=tmp_path, progress=False, log=lines.append)
+    assert trainer.interrupted and "holds epoch 2" in lines[-1]
+    assert load_checkpoint(tmp_path / "model.npz").epoch == 2
+    assert [r["epoch"] for r in json.loads((tmp_path / "history.json").read_text())] == [1, 2]

@@ -228,29 +228,50 @@ def fit(config, train_x, test_x=None, *, epochs, lr=1e-3, batch_size=128, seed=0
     train_batches = Minibatches(train_x, trainer.theta.dtype)
 
     while trainer.epoch < epochs:
-        start = time.perf_counter()
         try:
-            train_terms = trainer.train_epoch(train_batches, progress=progress)
+            _run_epoch(trainer, train_batches, test_x, progress, log, ckpt_path, history_path)
         except KeyboardInterrupt:
             trainer.interrupted = True
-            saved = f"{ckpt_path} holds epoch {trainer.epoch}" if ckpt_path and trainer.epoch else "nothing was saved"
-            log(f"interrupted during epoch {trainer.epoch + 1}; {saved}")
+            log(f"interrupted during epoch {trainer.epoch + 1}; {_settle_after_interrupt(ckpt_path, history_path)}")
             return trainer
         except NonFiniteLossError as e:
             kept = f"; {ckpt_path} still holds epoch {trainer.epoch}" if ckpt_path and ckpt_path.exists() else ""
             raise NonFiniteLossError(f"{e}{kept}. Try a smaller --lr.") from None
-        seconds = time.perf_counter() - start
-        record = {"epoch": trainer.epoch, "seconds": seconds}
-        record.update({f"train_{k}": v for k, v in train_terms.items()})
-        if test_x is not None:
-            record.update({f"test_{k}": v for k, v in trainer.evaluate(test_x).items()})
-        trainer.history.append(record)
-        log(_epoch_line(record))
-        if ckpt_path is not None:
-            save_checkpoint(ckpt_path, trainer.to_checkpoint())
-            with atomic_write(history_path, "w") as f:
-                json.dump(trainer.history, f, indent=1)
     return trainer
+
+
+def _run_epoch(trainer, train_batches, test_x, progress, log, ckpt_path, history_path):
+    """Train one epoch, evaluate, log, and save checkpoint and history."""
+    start = time.perf_counter()
+    train_terms = trainer.train_epoch(train_batches, progress=progress)
+    record = {"epoch": trainer.epoch, "seconds": time.perf_counter() - start}
+    record.update({f"train_{k}": v for k, v in train_terms.items()})
+    if test_x is not None:
+        record.update({f"test_{k}": v for k, v in trainer.evaluate(test_x).items()})
+    trainer.history.append(record)
+    log(_epoch_line(record))
+    if ckpt_path is not None:
+        save_checkpoint(ckpt_path, trainer.to_checkpoint())
+        _write_history(history_path, trainer.history)
+
+
+def _write_history(path, history):
+    with atomic_write(path, "w") as f:
+        json.dump(history, f, indent=1)
+
+
+def _settle_after_interrupt(ckpt_path, history_path):
+    """After Ctrl-C, make history.json agree with the checkpoint on disk; say what is saved.
+
+    Ctrl-C can land anywhere, even between writing the checkpoint and the
+    history; both writes are atomic, and the checkpoint carries the history, so
+    the checkpoint decides.
+    """
+    if ckpt_path is None or not ckpt_path.exists():
+        return "nothing was saved"
+    held = load_checkpoint(ckpt_path)
+    _write_history(history_path, held.training.get("history", []))
+    return f"{ckpt_path} holds epoch {held.epoch}"
 
 
 def _epoch_line(record):
