@@ -139,6 +139,9 @@ def main(argv=None):
     except (ValueError, FileNotFoundError, NonFiniteLossError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # outside an epoch (training handles its own): nothing to save
+        print("interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":
