@@ -28,7 +28,7 @@ from .slider_view import SliderView
 BAR_LABELS = ("reconstruction", "KL", "beta * KL", "loss")
 
 
-def elbo_terms(params, x, eps, config):
+def noise_averaged_terms(params, x, eps, config):
     """The ELBO, the loss and their terms, averaged over noise samples and the batch.
 
     Parameters
@@ -116,7 +116,7 @@ def trade_off_table(betas, config, x, n_steps=400, lr=1e-2, seed=0, n_eval=500):
     for beta in betas:
         cfg = replace(config, beta=float(beta))
         params, _ = train_vae(cfg, x, n_steps, lr, seed)
-        terms = elbo_terms(params, x, eps, cfg)
+        terms = noise_averaged_terms(params, x, eps, cfg)
         rec.append(terms["reconstruction"])
         kl.append(terms["kl"])
     return {"beta": np.asarray(betas, dtype=float), "reconstruction": np.array(rec), "kl": np.array(kl)}
