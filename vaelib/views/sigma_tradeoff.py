@@ -32,6 +32,7 @@ from matplotlib.layout_engine import TightLayoutEngine
 from ..gaussian import kl_std_normal
 from ..likelihoods import gaussian_nll
 from ..train import fit
+from ..reparam import reparam_forward
 from ..vae import VAEConfig, decode, encode
 from .slider_view import SliderView
 
@@ -62,7 +63,7 @@ def gaussian_vae_terms(params, x, eps, config):
     if config.likelihood != "gaussian" or config.learn_sigma:
         raise ValueError("gaussian_vae_terms needs a Gaussian decoder with a fixed sigma")
     mu, log_var = encode(params, x, config)
-    z = mu + np.exp(0.5 * log_var) * eps
+    z, _ = reparam_forward(mu, log_var, eps)
     mean = decode(params, z, config)
     squared_error = np.sum((x - mean) ** 2, axis=-1, dtype=np.float64)
     rec = gaussian_nll(mean.astype(np.float64), x.astype(np.float64), np.log(config.sigma))
