@@ -20,6 +20,22 @@ def test_adam_matches_the_paper_update(rng):
     np.testing.assert_allclose(params["w"], p, rtol=1e-12)
 
 
+def test_float32_adam_gives_the_numpy_float32_numbers(rng):
+    """The compiled loop computes in the parameters' dtype: the same float32 numbers as
+    the update written out in NumPy with float32 arrays, not a float64 detour."""
+    p0, grads = rng.standard_normal(1000).astype(np.float32), rng.standard_normal((3, 1000)).astype(np.float32)
+    params, opt = {"w": p0.copy()}, Adam(lr=0.01)
+    p, m, v = p0.copy(), np.zeros_like(p0), np.zeros_like(p0)
+    for t, g in enumerate(grads, start=1):
+        opt.inplace_step(params, {"w": g})
+        correction = np.sqrt(1 - 0.999**t)
+        m += np.float32(1 - 0.9) * (g - m)
+        v += np.float32(1 - 0.999) * (g * g - v)
+        p -= np.float32(0.01 * correction / (1 - 0.9**t)) * m / (np.sqrt(v) + np.float32(1e-8 * correction))
+    assert params["w"].dtype == np.float32
+    np.testing.assert_array_equal(params["w"], p)
+
+
 def test_first_adam_step_moves_each_coordinate_by_lr(rng):
     params = {"w": np.zeros(4)}
     Adam(lr=0.01).inplace_step(params, {"w": np.array([3.0, -0.2, 1e-3, -50.0])})

@@ -15,7 +15,10 @@ Adam's update is one fused loop compiled by Numba (:func:`inplace_adam_update`):
 a NumPy version needs about eleven passes over memory per step and cost more
 than a third of a training epoch on MNIST; the fused loop reads and writes
 each number once. It uses strict IEEE arithmetic (no fastmath), so it gives
-the same numbers as the formula written out in NumPy. It runs on one thread:
+the same numbers as the formula written out in NumPy, in the parameters'
+dtype: the constants ``1 - b1`` and ``1 - b2`` are passed in as that dtype,
+because a Python ``1 - b1`` inside the loop would make Numba compute every
+float32 update in float64 and take twice as long. It runs on one thread:
 Numba's ``prange`` is what lets LLVM vectorise the loop (a plain loop runs
 about eight times slower), and a second thread gains nothing on a
 memory-bound loop while its pool fights OpenBLAS's threads for the cores
@@ -26,29 +29,29 @@ import numba
 import numpy as np
 
 
-def inplace_adam_update(p, g, m, v, lr_t, eps_t, b1, b2):
+def inplace_adam_update(p, g, m, v, lr_t, eps_t, one_minus_b1, one_minus_b2):
     """One Adam step on flat arrays, in place; see :class:`Adam` for the formula.
 
     Parameters
     ----------
     p, g, m, v : ndarray, shape (n,), one dtype
         Parameters, gradient, first and second moment estimates.
-    lr_t, eps_t, b1, b2 : scalars of the same dtype
+    lr_t, eps_t, one_minus_b1, one_minus_b2 : scalars of the same dtype
     """
     threads = numba.get_num_threads()
     numba.set_num_threads(1)
     try:
-        _adam_loop(p, g, m, v, lr_t, eps_t, b1, b2)
+        _adam_loop(p, g, m, v, lr_t, eps_t, one_minus_b1, one_minus_b2)
     finally:
         numba.set_num_threads(threads)
 
 
 @numba.njit(parallel=True, cache=True)
-def _adam_loop(p, g, m, v, lr_t, eps_t, b1, b2):
+def _adam_loop(p, g, m, v, lr_t, eps_t, one_minus_b1, one_minus_b2):
     """The loop of :func:`inplace_adam_update`."""
     for i in numba.prange(p.size):
-        m[i] += (1 - b1) * (g[i] - m[i])
-        v[i] += (1 - b2) * (g[i] * g[i] - v[i])
+        m[i] += one_minus_b1 * (g[i] - m[i])
+        v[i] += one_minus_b2 * (g[i] * g[i] - v[i])
         p[i] -= lr_t * m[i] / (np.sqrt(v[i]) + eps_t)
 
 
@@ -111,7 +114,7 @@ class Adam:
                 raise ValueError(f"Adam needs C-contiguous parameter and gradient of one dtype for {k!r}")
             scalar = p.dtype.type
             inplace_adam_update(p.reshape(-1), g.reshape(-1), self.m[k].reshape(-1), self.v[k].reshape(-1),
-                                scalar(lr_t), scalar(eps_t), scalar(self.b1), scalar(self.b2))
+                                scalar(lr_t), scalar(eps_t), scalar(1 - self.b1), scalar(1 - self.b2))
 
     def state_dict(self):
         state = {"t": np.array(self.t)}
