@@ -6,6 +6,13 @@ of 157 MB of float32, small enough to stay in cache: gathering a shuffled
 batch of 128 rows then takes about 50 µs instead of about 900 µs from the
 float32 matrix on the reference machine, where random rows of a large
 array are slow to reach. Other data is kept as given, in the training dtype.
+
+An epoch is served by :meth:`Minibatches.iterate`, which gathers the shuffled
+rows of many batches at once into one contiguous block and slices batches off
+it. Gathering 128 random rows at every step cost about 0.12 ms of a 4 ms
+step in training, because the matrix multiplications and the optimiser push
+the packed data out of cache between steps; one gather per 64 batches costs
+about 0.03 ms per step.
 """
 
 import numpy as np
@@ -30,9 +37,29 @@ class Minibatches:
     def __len__(self):
         return len(self._rows)
 
-    def batch(self, index):
-        """The rows ``index`` (an integer array) as ndarray of shape (len(index), n_pixels)."""
-        rows = self._rows[index]
+    def iterate(self, order, batch_size, batches_per_gather=64):
+        """Yield the batches ``order[0:batch_size]``, ``order[batch_size:2*batch_size]``, ...
+
+        Parameters
+        ----------
+        order : ndarray of int, shape (n,)
+            Row indices, e.g. a permutation for a shuffled epoch.
+        batch_size : int
+        batches_per_gather : int
+            How many batches' rows are gathered from the matrix at once.
+
+        Yields
+        ------
+        ndarray, shape (batch_size, n_pixels); the last batch may be smaller.
+        """
+        rows_per_gather = batch_size * batches_per_gather
+        for g in range(0, len(order), rows_per_gather):
+            block = self._rows[order[g : g + rows_per_gather]]
+            for start in range(0, len(block), batch_size):
+                yield self._unpacked(block[start : start + batch_size])
+
+    def _unpacked(self, rows):
+        """Stored rows as ndarray of shape (len(rows), n_pixels) in ``self.dtype``."""
         if self.binary:
             rows = np.unpackbits(rows, axis=1, count=self.n_pixels)
         return rows.astype(self.dtype, copy=False)

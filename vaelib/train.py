@@ -122,10 +122,9 @@ class Trainer:
             x = Minibatches(x, self.theta.dtype)
         order = self.rng.permutation(len(x))
         sums = {"neg_elbo": 0.0, "reconstruction": 0.0, "kl": 0.0}
-        bar = tqdm(range(0, len(x), batch_size), desc=f"epoch {self.epoch + 1}", unit="batch",
-                   disable=not progress, leave=False, mininterval=0.5)
-        for i, start in enumerate(bar):
-            xb = x.batch(order[start : start + batch_size])
+        bar = tqdm(x.iterate(order, batch_size), total=-(-len(x) // batch_size), desc=f"epoch {self.epoch + 1}",
+                   unit="batch", disable=not progress, leave=False, mininterval=0.5)
+        for i, xb in enumerate(bar):
             try:
                 loss, terms = self.step(xb)
             except NonFiniteLossError as e:
