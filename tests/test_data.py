@@ -288,7 +288,7 @@ real_file = pytest.mark.skipif(
 def test_real_binarized_mnist_sizes_and_published_means():
     ds = load_dataset("binarized-mnist")
     assert ds.train.shape == (50000, 784) and ds.test.shape == (10000, 784)
-    assert ds.valid is None or ds.valid.shape == (10000, 784)
+    assert ds.valid.shape == (10000, 784)
     assert ds.binary and set(np.unique(ds.test)) == {0.0, 1.0}
     # Published mean pixel values (shared/README.md), to the digits given.
     assert abs(ds.train.mean(dtype=np.float64) - 0.13056) < 5e-5
@@ -298,8 +298,8 @@ def test_real_binarized_mnist_sizes_and_published_means():
 @real_file
 def test_real_binarized_mnist_split_hashes_match_module_constants():
     with np.load(os.path.join(REAL_DIR, "binarized_mnist.npz")) as npz:
-        assert {"train", "test"} <= set(npz.files), f"the file holds {npz.files}"
-        for split in sorted(set(npz.files) & {"train", "valid", "test"}):
+        assert set(npz.files) == {"train", "valid", "test"}, f"the file holds {npz.files}"
+        for split in npz.files:
             digest = hashlib.sha256(np.ascontiguousarray(npz[split]).tobytes()).hexdigest()
             assert digest == data.BINARIZED_MNIST_SHA256[split], split
 
