@@ -16,14 +16,13 @@ dimensions, averaged over the batch and the noise samples.
 
 from dataclasses import replace
 
-import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.layout_engine import TightLayoutEngine
 
 from ..optim import Adam
 from ..vae import init_params, negative_elbo_backward, negative_elbo_forward
-from .slider_view import SliderView
+from .slider_view import SliderView, value_slider
 
 BAR_LABELS = ("reconstruction", "KL", "beta * KL", "loss")
 
@@ -184,9 +183,4 @@ def make_elbo_sign_view(table, beta=None):
         marker.set_data([betas[i], betas[i]], [table["reconstruction"][i], table["kl"][i]])
         return readout(table, i)
 
-    slider = widgets.SelectionSlider(
-        options=[(f"{b:g}", float(b)) for b in betas],
-        value=float(betas[0] if beta is None else beta),
-        description="beta",
-    )
-    return SliderView(fig, {"beta": slider}, update)
+    return SliderView(fig, {"beta": value_slider("beta", betas, beta)}, update)

@@ -24,7 +24,6 @@ pixel units per image, summed over the ``D`` pixels.
 import time
 from dataclasses import replace
 
-import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.layout_engine import TightLayoutEngine
@@ -34,7 +33,7 @@ from ..likelihoods import gaussian_nll
 from ..train import fit
 from ..reparam import reparam_forward
 from ..vae import VAEConfig, decode, encode
-from .slider_view import SliderView
+from .slider_view import SliderView, value_slider
 
 #: The default grid of decoder standard deviations (pixels in [0, 1]).
 DEFAULT_SIGMAS = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6)
@@ -228,9 +227,4 @@ def make_sigma_tradeoff_view(table, sigma=None):
         rec_marker.set_data([sigmas[i]], [table["reconstruction"][i]])
         return readout(table, i)
 
-    slider = widgets.SelectionSlider(
-        options=[(f"{s:g}", float(s)) for s in sigmas],
-        value=float(sigmas[0] if sigma is None else sigma),
-        description="sigma",
-    )
-    return SliderView(fig, {"sigma": slider}, update)
+    return SliderView(fig, {"sigma": value_slider("sigma", sigmas, sigma)}, update)

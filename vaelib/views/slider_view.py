@@ -7,8 +7,9 @@ shown. In a notebook the figure is shown once with a display handle, and
 each update renders it once to PNG into that same output, so it works with
 the default inline backend and the executed notebook still shows a picture
 on a code host. (Rendering ourselves, without the inline backend's
-``bbox_inches="tight"``, draws the figure once per update instead of twice.) Tests drive a view without any display: set a slider's
-``value`` and read the artists and ``readout``.
+``bbox_inches="tight"``, draws the figure once per update instead of
+twice.) Tests drive a view without any display: set a slider's ``value``
+and read the artists and ``readout``.
 """
 
 import io
@@ -16,6 +17,28 @@ import time
 
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
+
+
+def value_slider(description, values, value=None):
+    """A slider that steps through ``values`` (numbers), each labelled with ``{:g}``.
+
+    Parameters
+    ----------
+    description : str
+        The label shown beside the slider.
+    values : sequence of float
+    value : float, optional
+        The starting value; the first of ``values`` by default.
+
+    Returns
+    -------
+    ipywidgets.SelectionSlider
+    """
+    return widgets.SelectionSlider(
+        options=[(f"{v:g}", float(v)) for v in values],
+        value=float(values[0] if value is None else value),
+        description=description,
+    )
 
 
 class SliderView:
