@@ -161,23 +161,31 @@ def test_bad_amat_rejected_with_file_and_line(small_amat, corrupt, message):
     assert os.listdir(data_dir) == []
 
 
+OLD_BYTES = b"the user's old file"
+
+
+def users_old_file(data_dir):
+    """Make ``data_dir`` with the user's own ``binarized_mnist.npz`` in it; return its path."""
+    data_dir.mkdir()
+    path = data_dir / "binarized_mnist.npz"
+    path.write_bytes(OLD_BYTES)
+    return path
+
+
 def test_corrupt_download_writes_nothing_and_keeps_the_users_file(small_amat):
     base_url, source, pixels, data_dir = small_amat
     flipped = pixels["test"].copy()
     flipped[0, 0] ^= 1  # one pixel: still valid .amat, wrong content
     write_amat(source / "binarized_mnist_test.amat", flipped)
-    data_dir.mkdir()
-    (data_dir / "binarized_mnist.npz").write_bytes(b"the user's old file")
+    old_file = users_old_file(data_dir)
     with pytest.raises(ValueError, match="corrupt.*test split"):
         download_binarized_mnist(data_dir, base_url=base_url, progress=False)
-    assert os.listdir(data_dir) == ["binarized_mnist.npz"]
-    assert (data_dir / "binarized_mnist.npz").read_bytes() == b"the user's old file"
+    assert os.listdir(data_dir) == [old_file.name] and old_file.read_bytes() == OLD_BYTES
 
 
 def test_failed_write_leaves_the_users_file_and_no_partial_file(small_amat, monkeypatch):
     base_url, source, pixels, data_dir = small_amat
-    data_dir.mkdir()
-    (data_dir / "binarized_mnist.npz").write_bytes(b"the user's old file")
+    old_file = users_old_file(data_dir)
 
     def disk_full(file, **arrays):
         file.write(b"PK half an archive")
@@ -186,8 +194,7 @@ def test_failed_write_leaves_the_users_file_and_no_partial_file(small_amat, monk
     monkeypatch.setattr(np, "savez_compressed", disk_full)
     with pytest.raises(OSError, match="No space left"):
         download_binarized_mnist(data_dir, base_url=base_url, progress=False)
-    assert os.listdir(data_dir) == ["binarized_mnist.npz"]
-    assert (data_dir / "binarized_mnist.npz").read_bytes() == b"the user's old file"
+    assert os.listdir(data_dir) == [old_file.name] and old_file.read_bytes() == OLD_BYTES
 
 
 def test_wrong_row_count_rejected(small_amat, monkeypatch):
