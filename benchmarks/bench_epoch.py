@@ -21,7 +21,7 @@ per-repeat ratios.
 Both are measured twice: with OpenBLAS on one thread, and on all cores (its
 default). One thread is the scale the issue states ("those multiplications
 take about 1.7 s per epoch" on this machine). With two threads the products
-run about 1.9 times faster, but the element-wise work and the optimiser
+run about 1.8 times faster, but the element-wise work and the optimiser
 still run on one core: between products OpenBLAS's idle worker spins on the
 other core (it never yields), so no other thread can use it.
 
