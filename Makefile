@@ -1,34 +1,43 @@
 # Two commands for a newcomer:  `make lab`  and  `make test`.
-# Both build a local virtual environment in .venv on first use.
+# Both build a local virtual environment in .venv on first use: `make lab` installs
+# what the notebooks need, `make test` adds the test tools.
 
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
+# JupyterLab refuses to start as root unless told to (containers often run as root).
+LAB_FLAGS := $(if $(filter 0,$(shell id -u)),--allow-root,)
 # Where data sets are looked up (see README, "Data"). Set VAELIB_DATA to override.
-# In this team's checkouts the fixed binarised MNIST lives in ../shared/data.
+# This team's checkouts keep the fixed binarised MNIST in ../shared/data.
 VAELIB_DATA ?= $(if $(wildcard ../shared/data/binarized_mnist.npz),$(abspath ../shared/data),)
 export VAELIB_DATA
 
 .PHONY: install lab test test-browser bench clean
 
-$(BIN)/.installed: pyproject.toml
+$(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+
+$(VENV)/.lab-installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[lab]"
 	touch $@
 
-install: $(BIN)/.installed
+$(VENV)/.dev-installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $@ $(VENV)/.lab-installed
 
-lab: install
-	$(BIN)/jupyter lab notebooks/
+install: $(VENV)/.dev-installed
 
-test: install
+lab: $(VENV)/.lab-installed
+	$(BIN)/jupyter lab $(LAB_FLAGS) notebooks/
+
+test: $(VENV)/.dev-installed
 	$(BIN)/python -m pytest
 
-test-browser: install
+test-browser: $(VENV)/.dev-installed
 	$(BIN)/python -m pytest -m browser tests/test_browser_sliders.py
 
-bench: install
+bench: $(VENV)/.dev-installed
 	$(BIN)/python benchmarks/bench_epoch.py
 
 clean:

@@ -9,7 +9,7 @@ batch 128, Adam, float32, in one process:
 1. ``matmul``: the same 11 matrix products one epoch of training computes
    (4 forward; 4 weight gradients; 3 input gradients — the first layer's
    input gradient is never needed), with the same shapes and dtype;
-2. ``epoch``: one real training epoch (``vaelib.train.Trainer.train_epoch``).
+2. ``epoch``: one real training epoch (``vaelib.machinery.train.Trainer.train_epoch``).
 
 The two are interleaved finely: the epoch is cut into blocks of 20 batches
 (2,560 images), and each block is timed as matrix products alone and then as
@@ -44,10 +44,10 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import threadpool_info, threadpool_limits
 
-from vaelib.batches import Minibatches
-from vaelib.data import load_dataset
-from vaelib.train import Trainer
-from vaelib.vae import VAEConfig
+from vaelib.machinery.batches import Minibatches
+from vaelib.machinery.data import load_dataset
+from vaelib.machinery.train import Trainer
+from vaelib.core.vae import VAEConfig
 
 
 def matmul_epoch(n_images, batch_size=128, n_pixels=784, hidden=400, latent=20, seed=0):
@@ -72,7 +72,7 @@ def paired_epoch(blocks, trainer):
     """(matmul seconds, training seconds) for one epoch, timed block by block.
 
     ``blocks`` are :class:`Minibatches` of 2,560 images each, prepared once as
-    :func:`vaelib.train.fit` prepares its data.
+    :func:`vaelib.machinery.train.fit` prepares its data.
     """
     matmul = training = 0.0
     for block in blocks:

@@ -2,7 +2,7 @@
 
 import pytest
 
-from vaelib.atomic import atomic_write
+from vaelib.machinery.atomic import atomic_write
 
 
 def test_success_replaces_the_file(tmp_path):

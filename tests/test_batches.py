@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from vaelib.batches import Minibatches
+from vaelib.machinery.batches import Minibatches
 
 
 def test_binary_rows_are_packed_and_returned_exactly(rng):

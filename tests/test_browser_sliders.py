@@ -12,7 +12,8 @@ keyboard and checks that
 
 Needs Debian's Chromium (``apt-get install chromium``; ``/usr/bin/chromium``, or
 set ``VAELIB_CHROMIUM``) and the ``playwright`` Python package; never run
-``playwright install``. Skips when either is missing. Set
+``playwright install``. Skips when either is missing, and fails instead when
+``VAELIB_REQUIRE_BROWSER=1`` (CI sets it). Set
 ``VAELIB_SCREENSHOT_DIR`` to keep screenshots of the page after the slider moved
 (by default they go to pytest's ``tmp_path``).
 """
@@ -54,12 +55,22 @@ UI_TIMEOUT_MS = 30_000  # default bound for every Playwright wait
 RUN_ALL_TIMEOUT_MS = 60_000  # all cells of a notebook executed
 UPDATE_TIMEOUT_MS = 15_000  # readout and figure follow a slider move
 
-sync_api = pytest.importorskip(
-    "playwright.sync_api",
-    reason="the playwright Python package is not installed (pip install playwright; never `playwright install`)",
-)
+# CI sets VAELIB_REQUIRE_BROWSER=1: there a browser test that cannot run is a failure, not a skip.
+REQUIRE_BROWSER = os.environ.get("VAELIB_REQUIRE_BROWSER") == "1"
+
+
+def _cannot_run(reason):
+    if REQUIRE_BROWSER:
+        pytest.fail(f"{reason}; VAELIB_REQUIRE_BROWSER=1 says the browser test must run", pytrace=False)
+    pytest.skip(reason, allow_module_level=True)
+
+
+try:
+    from playwright import sync_api
+except ImportError:
+    _cannot_run("the playwright Python package is not installed (pip install playwright; never `playwright install`)")
 if not CHROMIUM.exists():
-    pytest.skip(f"{CHROMIUM} is missing (apt-get install -y chromium)", allow_module_level=True)
+    _cannot_run(f"{CHROMIUM} is missing (apt-get install -y chromium)")
 
 # JupyterLab user settings, written to a temporary settings dir: no news or update
 # pop-ups, and every cell attached to the DOM so all prompts and outputs can be read.

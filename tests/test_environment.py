@@ -30,3 +30,53 @@ def test_makefile_and_ci_run_the_readme_test_command():
     readme = (ROOT / "README.md").read_text()
     assert "make test" in readme and "make lab" in readme
     assert "make test" in (ROOT / ".ci" / "run").read_text()
+
+
+def _run_browser_test(tmp_path, **extra_env):
+    """Run the browser test in a child pytest with Chromium pointed at a path that does not exist."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "VAELIB_REQUIRE_BROWSER"}
+    env.update(VAELIB_CHROMIUM=str(tmp_path / "no-chromium"), **extra_env)
+    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider",
+                           str(ROOT / "tests" / "test_browser_sliders.py")],
+                          capture_output=True, text=True, env=env, cwd=ROOT)
+
+
+def test_ci_fails_when_the_browser_test_cannot_run(tmp_path):
+    """Without Chromium the browser test skips on a developer's machine, and fails where CI requires it."""
+    skipped = _run_browser_test(tmp_path)
+    assert skipped.returncode in (0, 5), skipped.stdout  # 5: pytest ran no test (the module skipped)
+    assert "skipped" in skipped.stdout and "apt-get install" in skipped.stdout
+    failed = _run_browser_test(tmp_path, VAELIB_REQUIRE_BROWSER="1")
+    assert failed.returncode != 0 and "must run" in failed.stdout
+
+
+def test_ci_requires_the_browser_test():
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "VAELIB_REQUIRE_BROWSER=1" in ci
+
+
+def _make_dry_run(target, tmp_path):
+    """What `make TARGET` would run in a fresh checkout (a dry run in a copy of the Makefile)."""
+    import shutil
+    import subprocess
+
+    shutil.copy(ROOT / "Makefile", tmp_path / "Makefile")
+    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
+    return subprocess.run(["make", "-n", target], cwd=tmp_path, capture_output=True, text=True, check=True).stdout
+
+
+def test_make_lab_installs_the_lab_and_starts_for_root_too(tmp_path):
+    import os
+
+    commands = _make_dry_run("lab", tmp_path)
+    assert '-e ".[lab]"' in commands and ".[dev]" not in commands
+    lab_line = next(line for line in commands.splitlines() if "jupyter lab" in line)
+    assert ("--allow-root" in lab_line) == (os.geteuid() == 0)
+
+
+def test_make_test_installs_the_test_tools(tmp_path):
+    assert '-e ".[dev]"' in _make_dry_run("test", tmp_path)

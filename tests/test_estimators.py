@@ -1,11 +1,11 @@
-"""Tests for vaelib.estimators: pathwise and score-function gradients of E_q[f(z)]."""
+"""Tests for vaelib.teaching.estimators: pathwise and score-function gradients of E_q[f(z)]."""
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vaelib.estimators import (
+from vaelib.teaching.estimators import (
     batch_means,
     gaussian_score,
     mean_and_standard_error,
@@ -13,8 +13,8 @@ from vaelib.estimators import (
     score_function_gradient,
     variance_and_standard_error,
 )
-from vaelib.gaussian import log_normal
-from vaelib.gradcheck import numerical_gradient, relative_error
+from vaelib.core.gaussian import log_normal
+from vaelib.core.gradcheck import numerical_gradient, relative_error
 
 
 def square(z):

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from scipy.special import logsumexp
 
-from vaelib.evaluate import active_units, elbo_terms, importance_weighted_log_likelihood
-from vaelib.vae import VAEConfig, decode, init_params, reconstruction_nll
+from vaelib.core.evaluate import active_units, elbo_terms, importance_weighted_log_likelihood
+from vaelib.core.vae import VAEConfig, decode, init_params, reconstruction_nll
 
 CONFIG = VAEConfig(n_pixels=6, hidden=(8,), n_latent=1, activation="tanh")
 

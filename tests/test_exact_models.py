@@ -1,4 +1,4 @@
-"""Tests for vaelib.exact_models: every exact quantity against an independent reference."""
+"""Tests for vaelib.teaching.exact_models: every exact quantity against an independent reference."""
 
 import itertools
 
@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from scipy import integrate, stats
 
-from vaelib.exact_models import (
+from vaelib.teaching.exact_models import (
     PRIOR_GRID,
     diag_covariance,
     gaussian_kl,
@@ -25,7 +25,7 @@ from vaelib.exact_models import (
     tanh_bernoulli_log_joint,
     tanh_bernoulli_log_posterior,
 )
-from vaelib.gaussian import kl_std_normal
+from vaelib.core.gaussian import kl_std_normal
 
 
 def make_linear_gaussian(seed, n_pixels=5, n_latent=2, sigma=0.5):

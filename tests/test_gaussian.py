@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from scipy import integrate, stats
 
-from vaelib.gaussian import (
+from vaelib.core.gaussian import (
     kl_monte_carlo_backward,
     kl_monte_carlo_forward,
     kl_std_normal,
@@ -16,7 +16,7 @@ from vaelib.gaussian import (
     log_normal,
     log_std_normal,
 )
-from vaelib.gradcheck import numerical_gradient, relative_error
+from vaelib.core.gradcheck import numerical_gradient, relative_error
 
 finite = st.floats(-5, 5, allow_nan=False)
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from vaelib.gradcheck import check_gradients, directional_check, numerical_gradient, relative_error
+from vaelib.core.gradcheck import check_gradients, directional_check, numerical_gradient, relative_error
 
 
 def test_numerical_gradient_of_known_function(rng):

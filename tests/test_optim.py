@@ -1,10 +1,9 @@
-"""Optimisers: the update rule by hand, state round trip, and the flat-vector shortcut."""
+"""Optimisers: the update rule by hand, and the state round trip."""
 
 import numpy as np
 import pytest
 
-from vaelib.flat import flat_views, flatten
-from vaelib.optim import SGD, Adam
+from vaelib.core.optim import SGD, Adam
 
 
 def test_adam_matches_the_paper_update(rng):
@@ -20,20 +19,11 @@ def test_adam_matches_the_paper_update(rng):
     np.testing.assert_allclose(params["w"], p, rtol=1e-12)
 
 
-def test_float32_adam_gives_the_numpy_float32_numbers(rng):
-    """The compiled loop computes in the parameters' dtype: the same float32 numbers as
-    the update written out in NumPy with float32 arrays, not a float64 detour."""
-    p0, grads = rng.standard_normal(1000).astype(np.float32), rng.standard_normal((3, 1000)).astype(np.float32)
-    params, opt = {"w": p0.copy()}, Adam(lr=0.01)
-    p, m, v = p0.copy(), np.zeros_like(p0), np.zeros_like(p0)
-    for t, g in enumerate(grads, start=1):
-        opt.inplace_step(params, {"w": g})
-        correction = np.sqrt(1 - 0.999**t)
-        m += np.float32(1 - 0.9) * (g - m)
-        v += np.float32(1 - 0.999) * (g * g - v)
-        p -= np.float32(0.01 * correction / (1 - 0.9**t)) * m / (np.sqrt(v) + np.float32(1e-8 * correction))
-    assert params["w"].dtype == np.float32
-    np.testing.assert_array_equal(params["w"], p)
+def test_float32_adam_stays_float32(rng):
+    params = {"w": rng.standard_normal(10).astype(np.float32)}
+    opt = Adam(lr=0.01)
+    opt.inplace_step(params, {"w": rng.standard_normal(10).astype(np.float32)})
+    assert params["w"].dtype == opt.m["w"].dtype == opt.v["w"].dtype == np.float32
 
 
 def test_first_adam_step_moves_each_coordinate_by_lr(rng):
@@ -64,28 +54,6 @@ def test_state_round_trip_continues_identically(make, rng):
         a.inplace_step(pa, {"w": g})
         b.inplace_step(pb, {"w": g})
     np.testing.assert_array_equal(pa["w"], pb["w"])
-
-
-def test_one_flat_vector_gives_the_same_update_as_named_tensors(rng):
-    shapes = {"W": (3, 2), "b": (2,)}
-    params = {k: rng.standard_normal(s) for k, s in shapes.items()}
-    grads = {k: rng.standard_normal(s) for k, s in shapes.items()}
-    theta, views = flatten(params, shapes)
-    gvec, _ = flatten(grads, shapes)
-    named, flat = Adam(), Adam()
-    named.inplace_step(params, grads)
-    flat.inplace_step({"theta": theta}, {"theta": gvec})
-    for k in shapes:
-        np.testing.assert_allclose(views[k], params[k], rtol=1e-15)
-
-
-def test_flat_views_share_memory_and_check_size():
-    buf = np.zeros(8)
-    views = flat_views({"a": (2, 3), "b": (2,)}, buf)
-    views["a"][1, 2] = 5.0
-    assert buf[5] == 5.0
-    with pytest.raises(ValueError, match="does not hold"):
-        flat_views({"a": (3,)}, np.zeros(4))
 
 
 @pytest.mark.parametrize("make", [lambda: Adam(lr=0), lambda: Adam(b1=1.0), lambda: SGD(lr=-1), lambda: SGD(momentum=1.0)])

@@ -1,7 +1,5 @@
-"""Tests for vaelib.views.elbo_sign: the terms it computes, the training it runs, the beta slider."""
+"""Tests for vaelib.teaching.views.elbo_sign: the terms it computes, the training it runs, the beta slider."""
 
-import io
-import time
 from dataclasses import replace
 
 import numpy as np
@@ -9,8 +7,8 @@ import pytest
 from scipy.special import expit
 from scipy.stats import bernoulli, norm
 
-from vaelib.vae import VAEConfig, decode, encode, init_params
-from vaelib.views import elbo_sign
+from vaelib.core.vae import VAEConfig, decode, encode, init_params
+from vaelib.teaching.views import elbo_sign
 
 D, L, B = 16, 2, 6
 
@@ -114,22 +112,3 @@ def test_slider_moves_bars_marker_and_readout(table):
     check(1)
 
 
-def test_slider_update_is_fast(table):
-    """One update plus a render to PNG stays under 100 ms.
-
-    The render is timed in CPU seconds (``time.process_time``): on a shared CI
-    machine wall time measures the other jobs as much as this figure.
-    """
-    view = elbo_sign.make_elbo_sign_view(table)
-    view.fig.savefig(io.BytesIO(), format="png")  # warm up fonts and the renderer once
-    cpu, wall = [], []
-    for beta in (1.0, 4.0, 0.5):
-        view.sliders["beta"].value = beta
-        c, w = time.process_time(), time.perf_counter()
-        view.fig.savefig(io.BytesIO(), format="png")
-        cpu.append(view.last_update_seconds + time.process_time() - c)
-        wall.append(view.last_update_seconds + time.perf_counter() - w)
-    print(f"update + savefig: {1e3 * min(cpu):.0f}-{1e3 * max(cpu):.0f} ms CPU, "
-          f"{1e3 * min(wall):.0f}-{1e3 * max(wall):.0f} ms wall")
-    assert view.last_update_seconds < 0.01  # moving the artists alone
-    assert sorted(cpu)[1] < 0.1  # the median of three

@@ -1,26 +1,40 @@
 """vaelib: a variational autoencoder in NumPy, with every gradient written by hand.
 
-Modules, one job each:
+Four folders, and the core imports none of the others:
 
-- :mod:`vaelib.layers`      linear layer and activations, forward/backward pairs
-- :mod:`vaelib.mlp`         a multilayer perceptron built from the layers
-- :mod:`vaelib.gaussian`    diagonal Gaussian log-density and KL to N(0, I)
-- :mod:`vaelib.reparam`     z = mu + exp(log_var / 2) * eps and its backward pass
-- :mod:`vaelib.likelihoods` Bernoulli and Gaussian decoder likelihoods
-- :mod:`vaelib.vae`         the model: config, parameters, loss (negative ELBO) and gradient
-- :mod:`vaelib.gradcheck`   finite-difference gradient checks
-- :mod:`vaelib.optim`       SGD and Adam
-- :mod:`vaelib.flat`        parameters as views into one flat vector
-- :mod:`vaelib.evaluate`    ELBO, importance-weighted log-likelihood, active units
-- :mod:`vaelib.exact_models` models with exact log p(x) and p(z|x), for checking the ELBO
-- :mod:`vaelib.estimators`  pathwise and score-function gradient estimators
-- :mod:`vaelib.data`        data sets by name
-- :mod:`vaelib.checkpoint`  .npz checkpoints
-- :mod:`vaelib.atomic`      all-or-nothing file writes
-- :mod:`vaelib.batches`     shuffled minibatches from compactly stored data
-- :mod:`vaelib.train`       the training loop
-- :mod:`vaelib.cli`         ``python -m vaelib``
-- :mod:`vaelib.views`       the notebooks' slider figures
+``vaelib.core``, the mathematics, in plain NumPy, one equation per named function:
+
+- :mod:`~vaelib.core.layers`       linear layer and activations, forward/backward pairs
+- :mod:`~vaelib.core.mlp`          a multilayer perceptron built from the layers
+- :mod:`~vaelib.core.gaussian`     diagonal Gaussian log-density, KL to N(0, I), score
+- :mod:`~vaelib.core.reparam`      z = mu + exp(log_var / 2) * eps and its backward pass
+- :mod:`~vaelib.core.likelihoods`  Bernoulli and Gaussian decoder likelihoods
+- :mod:`~vaelib.core.vae`          the model: config, parameters, loss (negative ELBO) and gradient
+- :mod:`~vaelib.core.evaluate`     ELBO, importance-weighted bound on log p(x), active units
+- :mod:`~vaelib.core.gradcheck`    finite-difference gradient checks
+- :mod:`~vaelib.core.optim`        SGD and Adam
+
+``vaelib.fast``, the same step made fast, each piece tested equal to its core twin:
+
+- :mod:`~vaelib.fast.kernels`      fused element-wise loops (Numba)
+- :mod:`~vaelib.fast.vae`          loss and gradient in one call, written into a flat vector
+- :mod:`~vaelib.fast.adam`         Adam as one compiled loop
+- :mod:`~vaelib.fast.flat`         parameters as views into one flat vector
+
+``vaelib.machinery``, running it:
+
+- :mod:`~vaelib.machinery.data`        data sets by name
+- :mod:`~vaelib.machinery.batches`     shuffled minibatches from compactly stored data
+- :mod:`~vaelib.machinery.train`       the training loop, checkpoints every epoch
+- :mod:`~vaelib.machinery.checkpoint`  .npz checkpoints
+- :mod:`~vaelib.machinery.atomic`      all-or-nothing file writes
+- :mod:`~vaelib.machinery.cli`         ``python -m vaelib``
+
+``vaelib.teaching``, what the notebooks need beyond the VAE itself:
+
+- :mod:`~vaelib.teaching.exact_models` models with exact log p(x) and p(z|x)
+- :mod:`~vaelib.teaching.estimators`   pathwise and score-function gradient estimators
+- :mod:`~vaelib.teaching.views`        the notebooks' slider figures
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -12,7 +12,9 @@ def atomic_write(path, mode="wb"):
 
     The temporary file is flushed, ``fsync``-ed and renamed over ``path`` with
     ``os.replace`` when the ``with`` block ends normally; if the block raises,
-    it is deleted and ``path`` is untouched.
+    it is deleted and ``path`` is untouched. The file gets the permissions a
+    plain ``open`` would give it (``0o666`` less the user's umask), not the
+    ``0o600`` of a temporary file.
 
     Parameters
     ----------
@@ -26,6 +28,7 @@ def atomic_write(path, mode="wb"):
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.chmod(tmp, 0o666 & ~_umask())
         with os.fdopen(fd, mode) as f:
             yield f
             f.flush()
@@ -35,6 +38,13 @@ def atomic_write(path, mode="wb"):
         Path(tmp).unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
+
+
+def _umask():
+    """The process's umask (reading it means setting it; it is set straight back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _fsync_dir(directory):

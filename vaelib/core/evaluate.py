@@ -10,6 +10,7 @@ from scipy.special import logsumexp
 from tqdm.auto import tqdm
 
 from .gaussian import log_normal, log_std_normal
+from .reparam import reparam_forward
 from .vae import decode, encode, negative_elbo_forward, reconstruction_nll
 
 
@@ -55,7 +56,7 @@ def log_importance_weights(params, x, config, eps):
     """
     batch, n_samples, n_latent = eps.shape
     mu, log_var = encode(params, x, config)
-    z = mu[:, None, :] + np.exp(0.5 * log_var)[:, None, :] * eps
+    z, _ = reparam_forward(mu[:, None, :], log_var[:, None, :], eps)
     out = decode(params, z.reshape(batch * n_samples, n_latent), config).reshape(batch, n_samples, -1)
     log_px_given_z = -reconstruction_nll(out, x[:, None, :], params, config)  # x broadcast over samples
     log_pz = log_std_normal(z)
@@ -92,7 +93,7 @@ def importance_weighted_log_likelihood(params, x, config, rng, n_samples=5000, m
     images_per_call = max(1, max_rows // n_samples)
     samples_per_call = min(n_samples, max_rows)
     result = np.empty(len(x))
-    bar = tqdm(total=len(x), desc=f"log p(x), K={n_samples}", unit="image", disable=not progress)
+    bar = tqdm(total=len(x), desc=f"log p(x), K={n_samples}", unit="image", disable=not progress, leave=False)
     for start in range(0, len(x), images_per_call):
         xb = np.asarray(x[start : start + images_per_call], dtype=dtype)
         log_w = np.empty((len(xb), n_samples))

@@ -16,6 +16,7 @@ import hashlib
 import os
 import pathlib
 import tempfile
+import urllib.error
 import urllib.request
 import zipfile
 from dataclasses import dataclass
@@ -217,7 +218,14 @@ def download_binarized_mnist(data_dir=None, *, base_url=BINARIZED_MNIST_URL, pro
 
 
 def _copy_url_to_file(url, file, *, progress):
-    with urllib.request.urlopen(url, timeout=60) as response:
+    try:
+        response = urllib.request.urlopen(url, timeout=60)
+    except (urllib.error.URLError, OSError) as error:
+        reason = getattr(error, "reason", error)
+        raise OSError(f"could not download {url} ({reason}). Without a network: fetch "
+                      f"binarized_mnist_{{train,valid,test}}.amat from {BINARIZED_MNIST_URL} on another machine "
+                      "into a folder, then run `vaelib download binarized-mnist --source FOLDER`") from None
+    with response:
         size = response.headers.get("Content-Length")
         with tqdm(total=int(size) if size else None, unit="B", unit_scale=True,
                   desc=url.rsplit("/", 1)[-1], disable=not progress) as bar:
@@ -255,6 +263,6 @@ def _check_split(packed, split, url):
 
 
 def _write_npz_atomically(path, arrays):
-    """Write the npz through :func:`vaelib.atomic.atomic_write`."""
+    """Write the npz through :func:`vaelib.machinery.atomic.atomic_write`."""
     with atomic_write(path) as file:
         np.savez_compressed(file, **arrays)

@@ -26,27 +26,16 @@ standard deviation is ``exp(0.5 * log_var)``.
 """
 
 from dataclasses import asdict, dataclass
+from typing import NamedTuple
 
 import numpy as np
 
-from .gaussian import (
-    kl_monte_carlo_backward,
-    kl_monte_carlo_forward,
-    kl_std_normal_backward,
-    kl_std_normal_forward,
-)
-from .likelihoods import (
-    bernoulli_nll_backward,
-    bernoulli_nll_forward,
-    gaussian_nll_backward,
-    gaussian_nll_forward,
-)
+from .gaussian import KL_ESTIMATES
 from .layers import ACTIVATIONS
-from .mlp import init_mlp, mlp_backward, mlp_forward, mlp_param_shapes
-from .reparam import reparam_backward, reparam_forward
+from .likelihoods import LIKELIHOODS
+from .mlp import MLPCache, init_mlp, mlp_backward, mlp_forward, mlp_param_shapes
+from .reparam import ReparamCache, reparam_backward, reparam_forward
 
-LIKELIHOODS = ("bernoulli", "gaussian")
-KL_MODES = ("closed_form", "monte_carlo")
 PIXEL_REDUCTIONS = ("sum", "mean")
 
 
@@ -96,8 +85,8 @@ class VAEConfig:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
         if not self.hidden or min(self.hidden) <= 0:
             raise ValueError(f"hidden sizes must be positive integers, got {self.hidden!r}")
-        _check_choice("likelihood", self.likelihood, LIKELIHOODS)
-        _check_choice("kl", self.kl, KL_MODES)
+        _check_choice("likelihood", self.likelihood, tuple(LIKELIHOODS))
+        _check_choice("kl", self.kl, tuple(KL_ESTIMATES))
         _check_choice("activation", self.activation, tuple(ACTIVATIONS))
         _check_choice("pixel_reduction", self.pixel_reduction, PIXEL_REDUCTIONS)
         if not (np.isfinite(self.sigma) and self.sigma > 0):
@@ -216,12 +205,27 @@ def reconstruction_nll(out, x, params, config):
     -------
     ndarray, shape ``out.shape[:-1]``
     """
-    if config.likelihood == "bernoulli":
-        return bernoulli_nll_forward(out, x)[0]
-    return gaussian_nll_forward(out, x, log_sigma_of(params, config))[0]
+    nll_forward, _ = LIKELIHOODS[config.likelihood]
+    return nll_forward(out, x, log_sigma_of(params, config))[0]
 
 
 # ---------------------------------------------------------------- loss and gradient
+class ELBOCache(NamedTuple):
+    """What :func:`negative_elbo_backward` needs: the stages' caches and the loss's weights."""
+
+    enc: MLPCache
+    reparam: ReparamCache
+    dec: MLPCache
+    rec: tuple  # the likelihood's cache
+    kl: tuple  # the KL estimate's cache
+    likelihood: str
+    kl_estimate: str
+    learn_sigma: bool
+    rec_weight: float  # 1, or 1 / n_pixels for pixel_reduction="mean"
+    beta: float
+    batch: int
+
+
 def negative_elbo_forward(params, x, eps, config):
     """The loss (negative ELBO, with ``beta``) on a batch, and its terms.
 
@@ -237,89 +241,68 @@ def negative_elbo_forward(params, x, eps, config):
     Returns
     -------
     loss : float
-        ``mean_batch(reconstruction + beta * kl)``, in nats per image.
+        ``mean_batch(rec_weight * reconstruction + beta * kl)``, in nats per image.
     terms : dict
         ``"reconstruction"`` and ``"kl"``, each an ndarray of shape (batch,), in
         nats: ``-log p(x|z)`` and the KL of ``q(z|x)`` from the prior.
         ``"neg_elbo"``: their sum (``beta = 1``), shape (batch,).
-    cache : tuple, for :func:`negative_elbo_backward`
+    cache : ELBOCache, for :func:`negative_elbo_backward`
     """
-    n_enc = len(config.encoder_sizes) - 1
-    n_dec = len(config.decoder_sizes) - 1
     L = config.n_latent
-
-    h, enc_cache = mlp_forward(x, params, "enc", n_enc, config.activation)
+    h, enc_cache = mlp_forward(x, params, "enc", len(config.encoder_sizes) - 1, config.activation)
     mu, log_var = h[:, :L], h[:, L:]
     z, reparam_cache = reparam_forward(mu, log_var, eps)
-    out, dec_cache = mlp_forward(z, params, "dec", n_dec, config.activation)
+    out, dec_cache = mlp_forward(z, params, "dec", len(config.decoder_sizes) - 1, config.activation)
 
-    if config.likelihood == "bernoulli":
-        rec, rec_cache = bernoulli_nll_forward(out, x)
-    else:
-        rec, rec_cache = gaussian_nll_forward(out, x, log_sigma_of(params, config))
-    if config.kl == "closed_form":
-        kl, kl_cache = kl_std_normal_forward(mu, log_var)
-    else:
-        kl, kl_cache = kl_monte_carlo_forward(z, mu, log_var)
+    rec_forward, _ = LIKELIHOODS[config.likelihood]
+    rec, rec_cache = rec_forward(out, x, log_sigma_of(params, config))
+    kl_forward, _ = KL_ESTIMATES[config.kl]
+    kl, kl_cache = kl_forward(z, mu, log_var)
 
-    pixel_scale = 1 / config.n_pixels if config.pixel_reduction == "mean" else 1
+    rec_weight = 1 / config.n_pixels if config.pixel_reduction == "mean" else 1.0
     batch = x.shape[0]
-    loss = float(np.sum(pixel_scale * rec + config.beta * kl) / batch)
+    loss = float(np.sum(rec_weight * rec + config.beta * kl) / batch)
     terms = {"reconstruction": rec, "kl": kl, "neg_elbo": rec + kl}
-    cache = (enc_cache, reparam_cache, dec_cache, rec_cache, kl_cache, pixel_scale, batch)
+    cache = ELBOCache(enc_cache, reparam_cache, dec_cache, rec_cache, kl_cache, config.likelihood, config.kl,
+                      "log_sigma" in params, rec_weight, config.beta, batch)
     return loss, terms, cache
 
 
-def negative_elbo_backward(cache, config, out=None):
+def negative_elbo_backward(cache):
     """Gradient of the loss of :func:`negative_elbo_forward` with respect to every parameter.
 
     Walks the forward pass in reverse. ``dz`` receives a second contribution
-    from the Monte Carlo KL, which also depends on ``z``.
+    from the KL when it is estimated at the sample ``z`` (Monte Carlo).
 
     Parameters
     ----------
-    cache : tuple from :func:`negative_elbo_forward`
-    config : VAEConfig
-    out : dict of str -> ndarray, optional
-        Arrays to write the gradients into (keyed like ``params``), so training
-        can keep every gradient in one flat vector without copying.
+    cache : ELBOCache
 
     Returns
     -------
     grads : dict of str -> ndarray, the same keys and shapes as ``params``
     """
-    enc_cache, reparam_cache, dec_cache, rec_cache, kl_cache, pixel_scale, batch = cache
-    dtype = reparam_cache[0].dtype
-    drec = np.full(batch, pixel_scale / batch, dtype=dtype)
-    dkl = np.full(batch, config.beta / batch, dtype=dtype)
+    dtype = cache.reparam.std.dtype
+    drec = np.full(cache.batch, cache.rec_weight / cache.batch, dtype=dtype)
+    dkl = np.full(cache.batch, cache.beta / cache.batch, dtype=dtype)
 
-    grads = {}
-    if config.likelihood == "bernoulli":
-        dout = bernoulli_nll_backward(drec, rec_cache)
-    else:
-        dout, dlog_sigma = gaussian_nll_backward(drec, rec_cache)
-        if config.learn_sigma:
-            grads["log_sigma"] = dlog_sigma
-            if out is not None:
-                out["log_sigma"][...] = dlog_sigma
-                grads["log_sigma"] = out["log_sigma"]
-    dz, dec_grads = mlp_backward(dout, dec_cache, "dec", config.activation, out=out)
+    _, rec_backward = LIKELIHOODS[cache.likelihood]
+    dout, dlog_sigma = rec_backward(drec, cache.rec)
+    dz, grads = mlp_backward(dout, cache.dec)
 
-    if config.kl == "closed_form":
-        dmu_kl, dlog_var_kl = kl_std_normal_backward(dkl, kl_cache)
-    else:
-        dz_kl, dmu_kl, dlog_var_kl = kl_monte_carlo_backward(dkl, kl_cache)
-        dz = dz + dz_kl
-    dmu, dlog_var = reparam_backward(dz, reparam_cache)
+    _, kl_backward = KL_ESTIMATES[cache.kl_estimate]
+    dz_kl, dmu_kl, dlog_var_kl = kl_backward(dkl, cache.kl)
+    dmu, dlog_var = reparam_backward(dz + dz_kl, cache.reparam)
     dh = np.concatenate([dmu + dmu_kl, dlog_var + dlog_var_kl], axis=1)
-    _, enc_grads = mlp_backward(dh, enc_cache, "enc", config.activation, need_dx=False, out=out)
+    _, enc_grads = mlp_backward(dh, cache.enc)
 
     grads.update(enc_grads)
-    grads.update(dec_grads)
+    if cache.learn_sigma:
+        grads["log_sigma"] = dlog_sigma
     return grads
 
 
 def loss_and_grads(params, x, eps, config):
     """Convenience: ``(loss, grads)`` in one call."""
     loss, _, cache = negative_elbo_forward(params, x, eps, config)
-    return loss, negative_elbo_backward(cache, config)
+    return loss, negative_elbo_backward(cache)

@@ -18,6 +18,11 @@ about 0.03 ms per step.
 import numpy as np
 
 
+def is_binary(x):
+    """True when every entry of ``x`` is exactly 0 or 1."""
+    return bool(np.all((x == 0) | (x == 1)))
+
+
 class Minibatches:
     """Rows of a data matrix, served by index.
 
@@ -31,7 +36,7 @@ class Minibatches:
     def __init__(self, x, dtype=np.float32):
         self.n_pixels = x.shape[1]
         self.dtype = np.dtype(dtype)
-        self.binary = bool(np.all((x == 0) | (x == 1)))
+        self.binary = is_binary(x)
         self._rows = np.packbits(x.astype(bool), axis=1) if self.binary else np.asarray(x, dtype=self.dtype)
 
     def __len__(self):

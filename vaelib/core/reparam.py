@@ -4,7 +4,14 @@ All randomness is in ``eps``, which the caller passes in, so ``z`` is a
 deterministic, differentiable function of ``mu`` and ``log_var``.
 """
 
+from typing import NamedTuple
+
 import numpy as np
+
+
+class ReparamCache(NamedTuple):
+    eps: np.ndarray
+    std: np.ndarray
 
 
 def reparam_forward(mu, log_var, eps):
@@ -14,15 +21,15 @@ def reparam_forward(mu, log_var, eps):
     ----------
     mu, log_var : ndarray, shape (batch, n_latent)
     eps : ndarray, shape (batch, n_latent)
-        Standard normal noise.
+        Standard normal noise. (Any shapes that broadcast work alike.)
 
     Returns
     -------
     z : ndarray, shape (batch, n_latent)
-    cache : tuple ``(eps, std)``
+    cache : ReparamCache
     """
     std = np.exp(0.5 * log_var)
-    return mu + std * eps, (eps, std)
+    return mu + std * eps, ReparamCache(eps, std)
 
 
 def reparam_backward(dz, cache):

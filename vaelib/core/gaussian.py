@@ -8,6 +8,8 @@ All KL functions return one value per row (summed over the latent
 dimensions); the mean over the batch is taken by the caller.
 """
 
+from typing import NamedTuple
+
 import numpy as np
 
 LOG_2PI = float(np.log(2 * np.pi))  # a Python float, so float32 arrays stay float32
@@ -51,9 +53,14 @@ def kl_std_normal(mu, log_var):
     return 0.5 * np.sum(np.expm1(log_var) - log_var + mu * mu, axis=-1)
 
 
+class GaussianCache(NamedTuple):
+    mu: np.ndarray
+    log_var: np.ndarray
+
+
 def kl_std_normal_forward(mu, log_var):
     """:func:`kl_std_normal` with a cache for :func:`kl_std_normal_backward`."""
-    return kl_std_normal(mu, log_var), (mu, log_var)
+    return kl_std_normal(mu, log_var), GaussianCache(mu, log_var)
 
 
 def kl_std_normal_backward(dkl, cache):
@@ -75,6 +82,12 @@ def kl_std_normal_backward(dkl, cache):
     return d * mu, d * 0.5 * np.expm1(log_var)
 
 
+class SampleCache(NamedTuple):
+    z: np.ndarray
+    mu: np.ndarray
+    log_var: np.ndarray
+
+
 def kl_monte_carlo_forward(z, mu, log_var):
     """Single-sample Monte Carlo KL: ``log q(z) - log p(z)`` at a sample ``z ~ q``.
 
@@ -88,17 +101,18 @@ def kl_monte_carlo_forward(z, mu, log_var):
     Returns
     -------
     kl : ndarray, shape (batch,)
-    cache : tuple
+    cache : SampleCache
     """
     kl = log_normal(z, mu, log_var) - log_std_normal(z)
-    return kl, (z, mu, log_var)
+    return kl, SampleCache(z, mu, log_var)
 
 
 def kl_monte_carlo_backward(dkl, cache):
     """Gradients of :func:`kl_monte_carlo_forward` with respect to ``z``, ``mu`` and ``log_var``.
 
-    With ``r = (z - mu) / var``:
-    ``dz = dkl * (z - r)``, ``dmu = dkl * r``,
+    ``d/dz log p(z) = -z`` and ``d/dz log q(z) = -r`` with ``r = (z - mu) / var``;
+    ``(r, ((z - mu) r - 1) / 2)`` is the score of ``q`` in ``(mu, log_var)``
+    (:func:`gaussian_score`). So ``dz = dkl * (z - r)``, ``dmu = dkl * r``,
     ``dlog_var = dkl * ((z - mu) * r - 1) / 2``.
 
     Returns
@@ -107,5 +121,50 @@ def kl_monte_carlo_backward(dkl, cache):
     """
     z, mu, log_var = cache
     d = dkl[:, None]
+    score_mu, score_log_var = gaussian_score(z, mu, log_var)
+    return d * (z - score_mu), d * score_mu, d * score_log_var
+
+
+def gaussian_score(z, mu, log_var):
+    r"""Score of the Gaussian: derivatives of ``log N(z | mu, exp(log_var))`` at fixed ``z``.
+
+    .. math::
+        \partial_\mu \log q = \frac{z - \mu}{e^{\ell}}, \qquad
+        \partial_\ell \log q = \tfrac12\left(\frac{(z - \mu)^2}{e^{\ell}} - 1\right)
+
+    Both have expectation zero under ``z ~ q``.
+
+    Parameters
+    ----------
+    z, mu, log_var : float or ndarray, broadcastable
+
+    Returns
+    -------
+    score_mu, score_log_var : ndarray, broadcast shape
+    """
     r = (z - mu) * np.exp(-log_var)
-    return d * (z - r), d * r, d * 0.5 * ((z - mu) * r - 1)
+    return r, 0.5 * ((z - mu) * r - 1)
+
+
+# ---------------------------------------------------------------- one table of KL estimates
+def kl_closed_form_forward(z, mu, log_var):
+    """:func:`kl_std_normal_forward` under the signature of :data:`KL_ESTIMATES`.
+
+    ``z`` is not used: the exact KL does not depend on the sample.
+    """
+    return kl_std_normal_forward(mu, log_var)
+
+
+def kl_closed_form_backward(dkl, cache):
+    """:func:`kl_std_normal_backward`, with ``dz = 0``. Returns ``dz, dmu, dlog_var``."""
+    dmu, dlog_var = kl_std_normal_backward(dkl, cache)
+    return np.zeros_like(dmu), dmu, dlog_var
+
+
+#: How the KL term of the ELBO is computed: name -> (forward, backward), where
+#: ``forward(z, mu, log_var) -> (kl per row, cache)`` and
+#: ``backward(dkl, cache) -> (dz, dmu, dlog_var)``.
+KL_ESTIMATES = {
+    "closed_form": (kl_closed_form_forward, kl_closed_form_backward),
+    "monte_carlo": (kl_monte_carlo_forward, kl_monte_carlo_backward),
+}

@@ -1,6 +1,6 @@
 """The gap between the ELBO and log p(x), as q(z) moves: notebook 02.
 
-Model: the linear-Gaussian model of :mod:`vaelib.exact_models` with one latent,
+Model: the linear-Gaussian model of :mod:`vaelib.teaching.exact_models` with one latent,
 ``z ~ N(0, 1)``, ``x | z ~ N(w z + b, sigma^2 I)``, whose posterior ``p(z | x)`` is
 Gaussian and known. Sliders move ``q(z) = N(mu, exp(log_var))``. Left panel: the
 densities of ``p(z | x)`` and ``q(z)``. Right panel, a waterfall: a bar from 0 to the
@@ -19,7 +19,7 @@ from ..exact_models import (
     linear_gaussian_log_evidence,
     linear_gaussian_posterior,
 )
-from ..gaussian import log_normal
+from vaelib.core.gaussian import log_normal
 from .slider_view import SliderView
 
 #: Default model: two pixels, one latent.

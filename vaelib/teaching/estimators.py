@@ -26,7 +26,8 @@ the caller (:func:`mean_and_standard_error`, :func:`batch_means`).
 
 import numpy as np
 
-from .reparam import reparam_backward, reparam_forward
+from vaelib.core.gaussian import gaussian_score
+from vaelib.core.reparam import reparam_backward, reparam_forward
 
 
 def pathwise_gradient(f_prime, mu, log_var, eps):
@@ -55,27 +56,6 @@ def pathwise_gradient(f_prime, mu, log_var, eps):
     z, cache = reparam_forward(mu, log_var, eps)
     g_mu, g_log_var = reparam_backward(f_prime(z), cache)
     return np.broadcast_to(g_mu, z.shape).copy(), g_log_var
-
-
-def gaussian_score(z, mu, log_var):
-    r"""Score of the Gaussian: derivatives of ``log N(z | mu, exp(log_var))`` at fixed ``z``.
-
-    .. math::
-        \partial_\mu \log q = \frac{z - \mu}{e^{\ell}}, \qquad
-        \partial_\ell \log q = \tfrac12\left(\frac{(z - \mu)^2}{e^{\ell}} - 1\right)
-
-    Both have expectation zero under ``z ~ q``.
-
-    Parameters
-    ----------
-    z, mu, log_var : float or ndarray, broadcastable
-
-    Returns
-    -------
-    score_mu, score_log_var : ndarray, broadcast shape
-    """
-    r = (z - mu) * np.exp(-log_var)
-    return r, 0.5 * ((z - mu) * r - 1)
 
 
 def score_function_gradient(f, mu, log_var, eps, baseline=0.0):

@@ -10,7 +10,7 @@ Format (``FORMAT_VERSION = 1``), the arrays of one ``numpy.savez`` file:
   ``batch_size``, ``seed``), ``epoch`` (epochs finished) and ``rng_state``
   (the ``bit_generator.state`` of the training ``numpy.random.Generator``).
 
-Writing goes through :func:`vaelib.atomic.atomic_write`: a crash at any
+Writing goes through :func:`vaelib.machinery.atomic.atomic_write`: a crash at any
 moment leaves either the old checkpoint or the new one, never a torn file.
 """
 
@@ -76,9 +76,13 @@ def load_checkpoint(path):
         raise FileNotFoundError(f"no checkpoint at {path}; train first with `python -m vaelib train --out {path.parent}`")
     try:
         with np.load(path, allow_pickle=False) as f:
+            if not hasattr(f, "files"):
+                raise ValueError("a single array, not an .npz archive")
             arrays = {k: f[k] for k in f.files}
     except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
-        raise ValueError(f"{path} is not a readable checkpoint ({e}); delete it and train again") from e
+        # NumPy's own messages can suggest allow_pickle=True, which would run code from the file: never repeat them
+        raise ValueError(f"{path} cannot be read as a vaelib checkpoint (damaged, or not an .npz archive of arrays); "
+                         "train again into a new --out directory") from e
     if "meta" not in arrays:
         raise ValueError(f"{path} is an .npz file but not a vaelib checkpoint (no 'meta' entry)")
     meta = json.loads(str(arrays.pop("meta")))

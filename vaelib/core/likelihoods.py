@@ -1,10 +1,17 @@
 """Decoder likelihoods ``p(x | z)`` as negative log-likelihoods, in nats.
 
 Each ``*_nll_forward`` returns one value per image, **summed over pixels**;
-the caller chooses how to reduce over the batch (see :mod:`vaelib.vae`).
+the caller chooses how to reduce over the batch (see :mod:`vaelib.core.vae`).
 The negative log-likelihood is the reconstruction term of the *loss*;
 the ELBO contains ``-nll``.
+
+:data:`LIKELIHOODS` is the one table the model reads, like
+:data:`vaelib.core.layers.ACTIVATIONS`: every entry has the signature
+``forward(out, x, log_sigma) -> (nll, cache)`` and
+``backward(dnll, cache) -> (dout, dlog_sigma)``.
 """
+
+from typing import NamedTuple
 
 import numpy as np
 
@@ -35,9 +42,18 @@ def bernoulli_nll_from_logits(logits, x):
     return np.sum(softplus(logits) - x * logits, axis=-1)
 
 
-def bernoulli_nll_forward(logits, x):
-    """:func:`bernoulli_nll_from_logits` with a cache."""
-    return bernoulli_nll_from_logits(logits, x), (logits, x)
+class BernoulliCache(NamedTuple):
+    logits: np.ndarray
+    x: np.ndarray
+
+
+def bernoulli_nll_forward(logits, x, log_sigma=None):
+    """:func:`bernoulli_nll_from_logits` with a cache.
+
+    ``log_sigma`` is not used (a Bernoulli has no scale); it is there so that
+    every entry of :data:`LIKELIHOODS` has one signature.
+    """
+    return bernoulli_nll_from_logits(logits, x), BernoulliCache(logits, x)
 
 
 def bernoulli_nll_backward(dnll, cache):
@@ -46,13 +62,15 @@ def bernoulli_nll_backward(dnll, cache):
     Parameters
     ----------
     dnll : ndarray, shape (batch,)
+    cache : BernoulliCache
 
     Returns
     -------
     dlogits : ndarray, shape (batch, n_pixels)
+    dlog_sigma : None (no scale parameter)
     """
     logits, x = cache
-    return dnll[:, None] * (sigmoid(logits) - x)
+    return dnll[:, None] * (sigmoid(logits) - x), None
 
 
 # ---------------------------------------------------------------- Gaussian
@@ -79,9 +97,15 @@ def gaussian_nll(mean, x, log_sigma):
     return 0.5 * sq * np.exp(-2 * log_sigma) + n_pixels * (log_sigma + 0.5 * LOG_2PI)
 
 
+class GaussianNLLCache(NamedTuple):
+    mean: np.ndarray
+    x: np.ndarray
+    log_sigma: object  # float or 0-d ndarray
+
+
 def gaussian_nll_forward(mean, x, log_sigma):
     """:func:`gaussian_nll` with a cache."""
-    return gaussian_nll(mean, x, log_sigma), (mean, x, log_sigma)
+    return gaussian_nll(mean, x, log_sigma), GaussianNLLCache(mean, x, log_sigma)
 
 
 def gaussian_nll_backward(dnll, cache):
@@ -102,3 +126,10 @@ def gaussian_nll_backward(dnll, cache):
     sq = np.sum(resid * resid, axis=-1)
     dlog_sigma = np.sum(dnll * (x.shape[-1] - sq * inv_var))
     return dmean, np.asarray(dlog_sigma, dtype=mean.dtype)
+
+
+#: The decoder's likelihood: name -> (forward, backward).
+LIKELIHOODS = {
+    "bernoulli": (bernoulli_nll_forward, bernoulli_nll_backward),
+    "gaussian": (gaussian_nll_forward, gaussian_nll_backward),
+}

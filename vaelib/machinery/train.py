@@ -2,9 +2,18 @@
 
 :class:`Trainer` holds everything a run needs to continue exactly where it
 stopped: parameters, optimiser state, the random generator and the history.
-Parameters live in one flat float32 vector (:mod:`vaelib.flat`), which the
-model reads through named views and the optimiser updates in a few
-whole-vector operations.
+Parameters live in one flat float32 vector (:mod:`vaelib.fast.flat`), which the
+model reads through named views and the optimiser updates in one call.
+
+Two engines compute the same step. ``"fast"`` (the default) uses
+:mod:`vaelib.fast`: fused kernels and a compiled Adam. ``"core"`` uses only
+:mod:`vaelib.core`, the plain NumPy a learner reads;
+``tests/test_train.py`` checks that the two give the same loss curve.
+
+Threads: training runs its matrix products on ``threads`` BLAS threads, one
+by default. One thread gives the same numbers on every run (OpenBLAS sums in
+another order on two), and does not collapse when other programs share the
+machine; ``benchmarks/README.md`` has the measurements behind this choice.
 
 :func:`fit` runs epochs, writes ``model.npz`` and ``history.json`` after every
 finished epoch (atomically), resumes from ``model.npz``, and leaves the last
@@ -16,15 +25,21 @@ import time
 from pathlib import Path
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from .atomic import atomic_write
-from .batches import Minibatches
+from .batches import Minibatches, is_binary
 from .checkpoint import Checkpoint, check_same_architecture, load_checkpoint, save_checkpoint
-from .evaluate import elbo_terms
-from .flat import flat_views, flatten
-from .optim import OPTIMISERS
-from .vae import VAEConfig, init_params, negative_elbo_backward, negative_elbo_forward, param_shapes
+from vaelib.core.evaluate import elbo_terms
+from vaelib.core.optim import SGD, Adam
+from vaelib.core.vae import VAEConfig, init_params, negative_elbo_backward, negative_elbo_forward, param_shapes
+from vaelib.fast.adam import FastAdam
+from vaelib.fast.flat import flat_views, flatten
+from vaelib.fast.vae import inplace_negative_elbo_and_grads
+
+#: engine -> optimiser name -> class
+OPTIMISERS = {"fast": {"adam": FastAdam, "sgd": SGD}, "core": {"adam": Adam, "sgd": SGD}}
 
 CHECKPOINT_NAME = "model.npz"
 HISTORY_NAME = "history.json"
@@ -49,7 +64,7 @@ def validate_data(x, config, name="data"):
     if not np.all(np.isfinite(x)):
         bad = int(np.sum(~np.isfinite(x)))
         raise ValueError(f"{name} data holds {bad} NaN or infinite values; clean or drop those images")
-    if config.likelihood == "bernoulli" and not np.all((x == 0) | (x == 1)):
+    if config.likelihood == "bernoulli" and not is_binary(x):
         raise ValueError(
             f"{name} data is not binary, but a Bernoulli likelihood is a distribution on {{0, 1}}; "
             "binarise it (--binarize) or use --likelihood gaussian"
@@ -70,22 +85,32 @@ class Trainer:
     optimizer : {"adam", "sgd"}
     dtype : numpy dtype
         float32 for speed; float64 if you want to gradient-check a trained model.
+    engine : {"fast", "core"}
+        Which implementation computes each step (see the module docstring).
+    threads : int
+        BLAS threads for the matrix products.
     """
 
-    def __init__(self, config, *, lr=1e-3, batch_size=128, seed=0, optimizer="adam", dtype=np.float32):
+    def __init__(self, config, *, lr=1e-3, batch_size=128, seed=0, optimizer="adam", dtype=np.float32,
+                 engine="fast", threads=1):
         if batch_size <= 0:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
-        if optimizer not in OPTIMISERS:
-            raise ValueError(f"unknown optimizer {optimizer!r}; choose one of {sorted(OPTIMISERS)}")
+        if engine not in OPTIMISERS:
+            raise ValueError(f"unknown engine {engine!r}; choose one of {sorted(OPTIMISERS)}")
+        if optimizer not in OPTIMISERS[engine]:
+            raise ValueError(f"unknown optimizer {optimizer!r}; choose one of {sorted(OPTIMISERS[engine])}")
+        if threads < 1:
+            raise ValueError(f"threads must be a positive integer, got {threads}")
         self.config = config
         self.settings = {"lr": lr, "batch_size": batch_size, "seed": seed, "optimizer": optimizer,
                          "dtype": np.dtype(dtype).name}
+        self.engine, self.threads = engine, threads
         self.rng = np.random.default_rng(seed)
         self.shapes = param_shapes(config)
         self.theta, self.params = flatten(init_params(config, self.rng, dtype), self.shapes, dtype)
         self.grad_vector = np.zeros_like(self.theta)
         self.grads = flat_views(self.shapes, self.grad_vector)
-        self.optimizer = OPTIMISERS[optimizer](lr=lr)
+        self.optimizer = OPTIMISERS[engine][optimizer](lr=lr)
         self.epoch = 0
         self.history = []
 
@@ -93,13 +118,17 @@ class Trainer:
     def step(self, x):
         """One descent step on a batch ``x`` of shape (batch, n_pixels); returns ``(loss, terms)``."""
         eps = self.rng.standard_normal((len(x), self.config.n_latent), dtype=self.theta.dtype)
-        loss, terms, cache = negative_elbo_forward(self.params, x, eps, self.config)
+        if self.engine == "fast":
+            loss, terms = inplace_negative_elbo_and_grads(self.grads, self.params, x, eps, self.config)
+        else:
+            loss, terms, cache = negative_elbo_forward(self.params, x, eps, self.config)
+            for name, grad in negative_elbo_backward(cache).items():
+                self.grads[name][...] = grad
         if not np.isfinite(loss):
             raise NonFiniteLossError(
                 f"loss became {loss} (reconstruction {terms['reconstruction'].mean():.4g}, "
                 f"kl {terms['kl'].mean():.4g} nats per image)"
             )
-        negative_elbo_backward(cache, self.config, out=self.grads)  # writes into self.grad_vector
         self.optimizer.inplace_step({"theta": self.theta}, {"theta": self.grad_vector})
         return loss, terms
 
@@ -108,7 +137,7 @@ class Trainer:
 
         Parameters
         ----------
-        x : ndarray, shape (n, n_pixels), or :class:`~vaelib.batches.Minibatches`
+        x : ndarray, shape (n, n_pixels), or :class:`~vaelib.machinery.batches.Minibatches`
             Passing ``Minibatches`` (as :func:`fit` does) avoids re-packing the
             data every epoch.
         progress : bool
@@ -122,17 +151,20 @@ class Trainer:
             x = Minibatches(x, self.theta.dtype)
         order = self.rng.permutation(len(x))
         sums = {"neg_elbo": 0.0, "reconstruction": 0.0, "kl": 0.0}
+        seen = 0
         bar = tqdm(x.iterate(order, batch_size), total=-(-len(x) // batch_size), desc=f"epoch {self.epoch + 1}",
                    unit="batch", disable=not progress, leave=False, mininterval=0.5)
-        for i, xb in enumerate(bar):
-            try:
-                loss, terms = self.step(xb)
-            except NonFiniteLossError as e:
-                raise NonFiniteLossError(f"epoch {self.epoch + 1}, step {i + 1}: {e}") from None
-            for k in sums:
-                sums[k] += float(terms[k].sum())
-            if i % 50 == 0:
-                bar.set_postfix(loss=f"{loss:.2f}")
+        with threadpool_limits(self.threads, user_api="blas"):
+            for i, xb in enumerate(bar):
+                try:
+                    loss, terms = self.step(xb)
+                except NonFiniteLossError as e:
+                    raise NonFiniteLossError(f"epoch {self.epoch + 1}, step {i + 1}: {e}") from None
+                for k in sums:
+                    sums[k] += float(terms[k].sum())
+                seen += len(xb)
+                bar.set_postfix({"-ELBO so far": f"{sums['neg_elbo'] / seen:.2f}"}, refresh=False)
+        bar.close()
         self.epoch += 1
         return {k: v / len(x) for k, v in sums.items()}
 
@@ -143,11 +175,13 @@ class Trainer:
         changes the training stream.
         """
         rng = np.random.default_rng([self.settings["seed"], self.epoch, 1])
-        return {k: float(v.mean()) for k, v in elbo_terms(self.params, x, self.config, rng).items()}
+        with threadpool_limits(self.threads, user_api="blas"):
+            terms = elbo_terms(self.params, x, self.config, rng)
+        return {k: float(v.mean()) for k, v in terms.items()}
 
     # ------------------------------------------------------------ checkpoints
     def to_checkpoint(self):
-        """The whole state as a :class:`~vaelib.checkpoint.Checkpoint`."""
+        """The whole state as a :class:`~vaelib.machinery.checkpoint.Checkpoint`."""
         return Checkpoint(
             params=dict(self.params),
             optimizer_state=self.optimizer.state_dict(),
@@ -158,10 +192,13 @@ class Trainer:
         )
 
     @classmethod
-    def from_checkpoint(cls, checkpoint):
-        """Rebuild a trainer that continues exactly where the checkpoint left off."""
+    def from_checkpoint(cls, checkpoint, **options):
+        """Rebuild a trainer that continues exactly where the checkpoint left off.
+
+        ``options`` (``engine``, ``threads``) are passed to the constructor.
+        """
         settings = {k: v for k, v in checkpoint.training.items() if k != "history"}
-        trainer = cls(VAEConfig(**checkpoint.config), **settings)
+        trainer = cls(VAEConfig(**checkpoint.config), **settings, **options)
         for name in trainer.shapes:
             if name not in checkpoint.params or checkpoint.params[name].shape != trainer.params[name].shape:
                 raise ValueError(f"checkpoint parameter {name!r} is missing or has the wrong shape")
@@ -174,7 +211,7 @@ class Trainer:
 
 
 def fit(config, train_x, test_x=None, *, epochs, lr=1e-3, batch_size=128, seed=0, out_dir=None,
-        resume=False, progress=True, log=print):
+        resume=False, progress=True, log=print, engine="fast", threads=1):
     """Train a VAE for ``epochs`` epochs in total.
 
     Parameters
@@ -193,6 +230,8 @@ def fit(config, train_x, test_x=None, *, epochs, lr=1e-3, batch_size=128, seed=0
         Show a tqdm progress bar per epoch.
     log : callable
         Receives one line per epoch.
+    engine, threads
+        See :class:`Trainer`.
 
     Returns
     -------
@@ -219,10 +258,10 @@ def fit(config, train_x, test_x=None, *, epochs, lr=1e-3, batch_size=128, seed=0
     if resume and ckpt_path is not None and ckpt_path.exists():
         checkpoint = load_checkpoint(ckpt_path)
         check_same_architecture(checkpoint.config, config.to_dict(), ckpt_path)
-        trainer = Trainer.from_checkpoint(checkpoint)
+        trainer = Trainer.from_checkpoint(checkpoint, engine=engine, threads=threads)
         log(f"resumed from {ckpt_path} after epoch {trainer.epoch}")
     else:
-        trainer = Trainer(config, lr=lr, batch_size=batch_size, seed=seed)
+        trainer = Trainer(config, lr=lr, batch_size=batch_size, seed=seed, engine=engine, threads=threads)
     trainer.interrupted = False
     train_batches = Minibatches(train_x, trainer.theta.dtype)
 

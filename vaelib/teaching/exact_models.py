@@ -23,8 +23,8 @@ All values are in nats; nothing here draws random numbers.
 import numpy as np
 from scipy.special import logsumexp
 
-from .gaussian import LOG_2PI, kl_std_normal, log_normal, log_std_normal
-from .likelihoods import bernoulli_nll_from_logits, gaussian_nll
+from vaelib.core.gaussian import LOG_2PI, kl_std_normal, log_normal, log_std_normal
+from vaelib.core.likelihoods import bernoulli_nll_from_logits, gaussian_nll
 
 
 # ---------------------------------------------------------------- Gaussians

@@ -5,7 +5,7 @@ same initialisation, same noise), and its two terms are then measured on a
 fixed set of noise samples. The slider picks a ``beta``; the view shows that
 model's terms as bars, and where it sits on the reconstruction/KL curves.
 
-Signs (see :mod:`vaelib.vae`)::
+Signs (see :mod:`vaelib.core.vae`)::
 
     ELBO   = -(reconstruction + kl)            objective, maximised
     loss   =   reconstruction + beta * kl      minimised (= -ELBO at beta = 1)
@@ -20,8 +20,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.layout_engine import TightLayoutEngine
 
-from ..optim import Adam
-from ..vae import init_params, negative_elbo_backward, negative_elbo_forward
+from vaelib.core.vae import negative_elbo_forward
+from vaelib.machinery.train import Trainer
 from .slider_view import SliderView, value_slider
 
 BAR_LABELS = ("reconstruction", "KL", "beta * KL", "loss")
@@ -63,6 +63,9 @@ def noise_averaged_terms(params, x, eps, config):
 def train_vae(config, x, n_steps=400, lr=1e-2, seed=0):
     """Train a VAE with Adam on one fixed batch, fresh noise every step.
 
+    Each step is :meth:`vaelib.machinery.train.Trainer.step` on the core engine,
+    in float64.
+
     Parameters
     ----------
     config : VAEConfig
@@ -79,16 +82,12 @@ def train_vae(config, x, n_steps=400, lr=1e-2, seed=0):
         Batch means of the reconstruction term and the KL at each step (nats),
         measured before that step's update.
     """
-    rng = np.random.default_rng(seed)
-    params = init_params(config, rng)
-    opt = Adam(lr=lr)
+    trainer = Trainer(config, lr=lr, batch_size=len(x), seed=seed, dtype=np.float64, engine="core")
     history = np.empty((n_steps, 2))
     for step in range(n_steps):
-        eps = rng.standard_normal((x.shape[0], config.n_latent))
-        _, terms, cache = negative_elbo_forward(params, x, eps, config)
-        opt.inplace_step(params, negative_elbo_backward(cache, config))
+        _, terms = trainer.step(x)
         history[step] = terms["reconstruction"].mean(), terms["kl"].mean()
-    return params, history
+    return trainer.params, history
 
 
 def trade_off_table(betas, config, x, n_steps=400, lr=1e-2, seed=0, n_eval=500):

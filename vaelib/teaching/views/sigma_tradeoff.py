@@ -28,11 +28,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.layout_engine import TightLayoutEngine
 
-from ..gaussian import kl_std_normal
-from ..likelihoods import gaussian_nll
-from ..train import fit
-from ..reparam import reparam_forward
-from ..vae import VAEConfig, decode, encode
+from vaelib.core.vae import VAEConfig, decode, encode, negative_elbo_forward
+from vaelib.machinery.train import fit
 from .slider_view import SliderView, value_slider
 
 #: The default grid of decoder standard deviations (pixels in [0, 1]).
@@ -61,12 +58,10 @@ def gaussian_vae_terms(params, x, eps, config):
     """
     if config.likelihood != "gaussian" or config.learn_sigma:
         raise ValueError("gaussian_vae_terms needs a Gaussian decoder with a fixed sigma")
-    mu, log_var = encode(params, x, config)
-    z, _ = reparam_forward(mu, log_var, eps)
-    mean = decode(params, z, config)
-    squared_error = np.sum((x - mean) ** 2, axis=-1, dtype=np.float64)
-    rec = gaussian_nll(mean.astype(np.float64), x.astype(np.float64), np.log(config.sigma))
-    kl = kl_std_normal(mu.astype(np.float64), log_var.astype(np.float64))
+    as64 = lambda a: np.asarray(a, dtype=np.float64)
+    _, terms, cache = negative_elbo_forward({k: as64(v) for k, v in params.items()}, as64(x), as64(eps), config)
+    squared_error = np.sum((cache.rec.x - cache.rec.mean) ** 2, axis=-1)  # the likelihood's cache: x and m(z)
+    rec, kl = terms["reconstruction"], terms["kl"]
     return {"squared_error": squared_error, "reconstruction": rec, "kl": kl, "elbo": -(rec + kl)}
 
 
@@ -90,9 +85,9 @@ def train_sigma_sweep(data, sigmas=DEFAULT_SIGMAS, *, hidden=(128,), n_latent=10
         ``train``, shape (n_train, n_pixels); ``test``, shape (n_test, n_pixels).
     sigmas : sequence of float, increasing
     hidden, n_latent
-        Architecture (see :class:`~vaelib.vae.VAEConfig`); ``beta = 1``.
+        Architecture (see :class:`~vaelib.core.vae.VAEConfig`); ``beta = 1``.
     epochs, lr, batch_size, seed
-        Passed to :func:`vaelib.train.fit`; the same seed for every ``sigma``,
+        Passed to :func:`vaelib.machinery.train.fit`; the same seed for every ``sigma``,
         so every model starts from the same initial weights and sees the same
         batches and noise.
     n_images : int

@@ -1,0 +1,81 @@
+"""Benchmark: how long a slider move takes in each view, from the new value to a rendered PNG.
+
+Run with ``python benchmarks/bench_sliders.py``. For every view it builds the
+view as its notebook does (with smaller trained sweeps where a notebook
+trains, since only the figure's cost is measured here), renders once to warm
+up fonts, then moves one slider through a list of values. After each move it
+renders the figure to PNG, as the notebook does, and records two times:
+
+- ``update``: the view's own update of its artists (``view.last_update_seconds``);
+- ``update_and_render``: the move plus the PNG rendering, wall clock and CPU.
+
+Medians and the range are printed as JSON. On a shared machine wall time
+counts other programs too; the CPU time counts only this one.
+"""
+
+import argparse
+import io
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def time_moves(view, name, values, repeats=3):
+    """Move slider ``name`` through ``values`` ``repeats`` times; seconds per move."""
+    view.fig.savefig(io.BytesIO(), format="png")  # the first render loads fonts: not counted
+    update, wall, cpu = [], [], []
+    for _ in range(repeats):
+        for value in values:
+            start_wall, start_cpu = time.perf_counter(), time.process_time()
+            view.sliders[name].value = value
+            view.fig.savefig(io.BytesIO(), format="png")
+            wall.append(time.perf_counter() - start_wall)
+            cpu.append(time.process_time() - start_cpu)
+            update.append(view.last_update_seconds)
+    summary = lambda t: {"median_ms": 1e3 * float(np.median(t)), "min_ms": 1e3 * min(t), "max_ms": 1e3 * max(t)}
+    return {"moves": len(wall), "update": summary(update), "update_and_render_wall": summary(wall),
+            "update_and_render_cpu": summary(cpu)}
+
+
+def build_views():
+    """(notebook, view, slider name, values to move through) for every slider view."""
+    from vaelib.machinery.data import load_dataset
+    from vaelib.teaching.views import elbo_sign, sigma_tradeoff
+    from vaelib.teaching.views.elbo_gap import make_elbo_gap_view
+    from vaelib.teaching.views.gradient_estimators import make_gradient_estimators_view
+    from vaelib.core.vae import VAEConfig
+
+    x = (np.random.default_rng(0).random((8, 16)) > 0.5).astype(float)
+    table = elbo_sign.trade_off_table((0.25, 1.0, 4.0), VAEConfig(n_pixels=16, hidden=(8,), n_latent=2), x, n_steps=50)
+    data = load_dataset("mnist5k")
+    sweep = sigma_tradeoff.train_sigma_sweep(data, (0.1, 0.4, 1.6), epochs=1)
+    yield "01 beta", elbo_sign.make_elbo_sign_view(table), "beta", (4.0, 0.25, 1.0)
+    yield "02 q mean", make_elbo_gap_view(), "mu", (1.0, 1.05, -0.5)
+    yield "03 sigma", sigma_tradeoff.make_sigma_tradeoff_view(sweep), "sigma", (0.4, 1.6, 0.1)
+    yield "04 sigma (N = 1000)", _estimators_view(make_gradient_estimators_view), "sigma", (0.3, 0.7, 1.5)
+
+
+def _estimators_view(make):
+    view = make()
+    view.sliders["n_samples"].value = 1000
+    return view
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--out", help="also write the JSON report here")
+    args = parser.parse_args()
+    import matplotlib
+
+    matplotlib.use("Agg")
+    report = {name: time_moves(view, slider, values) for name, view, slider, values in build_views()}
+    text = json.dumps(report, indent=1)
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text)
+
+
+if __name__ == "__main__":
+    main()

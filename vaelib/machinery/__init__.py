@@ -1,0 +1,1 @@
+"""Running the VAE: data, minibatches, the training loop, checkpoints, the command line."""

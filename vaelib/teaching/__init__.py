@@ -1,0 +1,1 @@
+"""For the notebooks: models with exact answers, gradient estimators, and slider views."""
