@@ -95,3 +95,13 @@ def test_updates_in_place(view):
 def test_rejects_more_than_one_latent():
     with pytest.raises(ValueError, match="shape"):
         make_elbo_gap_view(X, np.ones((3, 2)), B, SIGMA)
+
+
+def test_figure_is_large_enough_to_read(view):
+    width, height = view.fig.get_size_inches()
+    assert width >= 9 and height >= 3.5 and view.fig.dpi >= 100
+    ax_z, ax_bar = view.fig.axes
+    assert all(text.get_fontsize() >= 9 for text in ax_z.get_legend().get_texts())
+    for ax in (ax_z, ax_bar):
+        for label in ax.get_xticklabels() + ax.get_yticklabels():
+            assert label.get_fontsize() >= 9

@@ -27,6 +27,8 @@ DEFAULT_W = np.array([[1.0], [0.5]])
 DEFAULT_B = np.array([0.0, 0.0])
 DEFAULT_SIGMA = 0.7
 DEFAULT_X = np.array([1.2, 0.3])
+#: Figure size (inches), resolution (dots per inch) and font size (points): readable at 100 %.
+FIGSIZE, DPI, FONTSIZE = (10, 4), 100, 10
 
 
 def gaussian_density_1d(z, mu, log_var):
@@ -108,12 +110,14 @@ def make_elbo_gap_view(x=DEFAULT_X, W=DEFAULT_W, b=DEFAULT_B, sigma=DEFAULT_SIGM
     post_mean, post_cov = linear_gaussian_posterior(x, W, b, sigma)
     post = gaussian_density_1d(z, post_mean[0], np.log(post_cov[0, 0]))
 
-    fig, (ax_z, ax_bar) = plt.subplots(1, 2, figsize=(8, 3), dpi=80, width_ratios=[2, 1])
+    fig, (ax_z, ax_bar) = plt.subplots(1, 2, figsize=FIGSIZE, dpi=DPI, width_ratios=[2, 1])
     ax_z.plot(z, post, color="k", label="true posterior p(z|x)")
     (q_line,) = ax_z.plot(z, np.zeros_like(z), color="C0", label="q(z)")
     ax_z.set(xlabel="z", ylabel="density (per unit of z)", title="p(z|x) and q(z)")
     ax_z.xaxis.set_major_locator(MaxNLocator(5))  # few tick labels: text dominates the redraw time
-    ax_z.legend(loc="upper left", fontsize="small")
+    ax_z.legend(loc="upper left", fontsize=FONTSIZE)
+    for ax in (ax_z, ax_bar):
+        ax.tick_params(labelsize=FONTSIZE)
 
     log_ev = float(linear_gaussian_log_evidence(x, W, b, sigma))
     # A waterfall: the ELBO from 0, the KL from the ELBO upwards, log p(x) from 0.

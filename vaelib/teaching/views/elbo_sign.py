@@ -19,12 +19,15 @@ from dataclasses import replace
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.layout_engine import TightLayoutEngine
+from threadpoolctl import threadpool_limits
 
 from vaelib.core.vae import negative_elbo_forward
 from vaelib.machinery.train import Trainer
 from .slider_view import SliderView, value_slider
 
 BAR_LABELS = ("reconstruction", "KL", "beta * KL", "loss")
+#: Figure size (inches), resolution (dots per inch) and font size (points): readable at 100 %.
+FIGSIZE, DPI, FONTSIZE = (10, 4), 100, 10
 
 
 def noise_averaged_terms(params, x, eps, config):
@@ -64,7 +67,8 @@ def train_vae(config, x, n_steps=400, lr=1e-2, seed=0):
     """Train a VAE with Adam on one fixed batch, fresh noise every step.
 
     Each step is :meth:`vaelib.machinery.train.Trainer.step` on the core engine,
-    in float64.
+    in float64, with the trainer's number of BLAS threads (one), as in
+    :meth:`~vaelib.machinery.train.Trainer.train_epoch`.
 
     Parameters
     ----------
@@ -84,9 +88,10 @@ def train_vae(config, x, n_steps=400, lr=1e-2, seed=0):
     """
     trainer = Trainer(config, lr=lr, batch_size=len(x), seed=seed, dtype=np.float64, engine="core")
     history = np.empty((n_steps, 2))
-    for step in range(n_steps):
-        _, terms = trainer.step(x)
-        history[step] = terms["reconstruction"].mean(), terms["kl"].mean()
+    with threadpool_limits(trainer.threads, user_api="blas"):
+        for step in range(n_steps):
+            _, terms = trainer.step(x)
+            history[step] = terms["reconstruction"].mean(), terms["kl"].mean()
     return trainer.params, history
 
 
@@ -158,20 +163,21 @@ def make_elbo_sign_view(table, beta=None):
     """
     betas = table["beta"]
     # one shared y axis (nats) and no legend: the bars' labels and colours name the curves
-    fig, (ax_bar, ax_curve) = plt.subplots(1, 2, figsize=(8, 3), dpi=80, sharey=True)
+    fig, (ax_bar, ax_curve) = plt.subplots(1, 2, figsize=FIGSIZE, dpi=DPI, sharey=True)
     bars = ax_bar.bar(BAR_LABELS, bar_heights(table, 0), color=["C0", "C1", "C1", "C3"])
     top = max(bar_heights(table, i).max() for i in range(len(betas)))
     ax_bar.set_ylim(0, 1.1 * top)
-    ax_bar.set_ylabel("nats per image")
-    ax_bar.set_title("the model trained at this beta", fontsize=10)
-    ax_bar.tick_params(axis="x", labelsize=8)
+    ax_bar.set_ylabel("nats per image", fontsize=FONTSIZE)
+    ax_bar.set_title("the model trained at this beta", fontsize=FONTSIZE + 1)
+    ax_bar.tick_params(labelsize=FONTSIZE)
 
     ax_curve.plot(betas, table["reconstruction"], "o-", color="C0")
     ax_curve.plot(betas, table["kl"], "o-", color="C1")
     (marker,) = ax_curve.plot([], [], "ks", markersize=8, fillstyle="none")
     ax_curve.locator_params(nbins=5)  # few tick labels: text is most of the rendering time
-    ax_curve.set_xlabel("beta (weight of the KL in the loss)")
-    ax_curve.set_title("reconstruction (blue), KL (orange): every beta", fontsize=10)
+    ax_curve.tick_params(labelsize=FONTSIZE)
+    ax_curve.set_xlabel("beta (weight of the KL in the loss)", fontsize=FONTSIZE)
+    ax_curve.set_title("reconstruction (blue), KL (orange): every beta", fontsize=FONTSIZE + 1)
     # lay out once; fig.tight_layout() would leave a layout engine that costs every savefig an extra draw
     TightLayoutEngine().execute(fig)
 
