@@ -1,0 +1,132 @@
+"""Exercises for notebook 04, reparameterisation: the sample, and its log-density through the Jacobian.
+
+References: :func:`vaelib.core.reparam.reparam_forward` (the sample) and
+:func:`vaelib.core.gaussian.log_normal` evaluated at that sample (the log-density, computed without
+the change of variables).
+"""
+
+import numpy as np
+
+from vaelib.core.gaussian import log_normal, log_std_normal
+from vaelib.core.reparam import reparam_forward
+
+from .grading import Case, Exercise, Mistake
+
+
+def _cases(seed):
+    rng = np.random.default_rng(seed)
+
+    def inputs(batch, n_latent, log_var=None, dtype=np.float64):
+        mu = rng.normal(size=(batch, n_latent))
+        lv = rng.normal(size=(batch, n_latent)) if log_var is None else np.full((batch, n_latent), log_var)
+        eps = rng.standard_normal((batch, n_latent))
+        return {k: v.astype(dtype) for k, v in {"mu": mu, "log_var": lv, "eps": eps}.items()}
+
+    return [Case("random, 4 x 3", inputs(4, 3)),
+            Case("log_var = 0", inputs(3, 2, log_var=0.0)),
+            Case("a batch of one", inputs(1, 4)),
+            Case("small variances (log_var = -12)", inputs(3, 2, log_var=-12.0)),
+            Case("large variances (log_var = 5)", inputs(2, 3, log_var=5.0)),
+            Case("float32, 6 x 4", inputs(6, 4, dtype=np.float32))]
+
+
+# ---------------------------------------------------------------- the sample
+REPARAM_SAMPLE = Exercise(
+    name="reparam_sample",
+    title="the reparameterised sample z",
+    notebook="04",
+    outputs=("z",),
+    make_cases=lambda: _cases(61),
+    reference=lambda case: reparam_forward(**case.float64_inputs())[0],
+    mistakes=(
+        Mistake("exp_log_var_as_std",
+                "you scaled the noise by exp(log_var), the variance, not the standard deviation (the notes' "
+                "mu + Sigma e): the variance of your z is exp(log_var)^2.",
+                lambda mu, log_var, eps: reparam_forward(mu, 2 * log_var, eps)[0]),
+        Mistake("log_var_as_std", "you scaled the noise by log_var itself.",
+                lambda mu, log_var, eps: mu + log_var * eps),
+        Mistake("divided_by_std", "you divided the noise by the standard deviation instead of multiplying.",
+                lambda mu, log_var, eps: reparam_forward(mu, -log_var, eps)[0]),
+        Mistake("no_mean", "your z leaves out the mean mu.",
+                lambda mu, log_var, eps: reparam_forward(np.zeros_like(mu), log_var, eps)[0]),
+    ),
+    task=(
+        "**A. The sample.** Write `reparam_sample(mu, log_var, eps)`: a sample $z \\sim q = "
+        "\\mathcal N(\\mu, \\operatorname{diag} e^{\\ell})$ as a function of the standard normal noise "
+        "$\\varepsilon$ (section 1), without calling `reparam_forward`."
+    ),
+    stub='''def reparam_sample(mu, log_var, eps):
+    """A sample z ~ N(mu, diag(exp(log_var))) made from noise eps ~ N(0, I).
+
+    Parameters
+    ----------
+    mu, log_var : ndarray, shape (batch, n_latent)
+        Mean and log-variance of q.
+    eps : ndarray, shape (batch, n_latent)
+        Standard normal noise.
+
+    Returns
+    -------
+    z : ndarray, shape (batch, n_latent)
+    """
+    raise NotImplementedError("write the body of reparam_sample")
+''',
+)
+check_reparam_sample = REPARAM_SAMPLE.check
+
+
+# ---------------------------------------------------------------- its log-density through the Jacobian
+def _log_q_reference(case):
+    inputs = case.float64_inputs()
+    z, _ = reparam_forward(inputs["mu"], inputs["log_var"], inputs["eps"])
+    return log_normal(z, inputs["mu"], inputs["log_var"])
+
+
+LOG_Q_OF_SAMPLE = Exercise(
+    name="log_q_of_sample",
+    title="log q(z) at the sample z, through the change of variables",
+    notebook="04",
+    outputs=("log_q",),
+    make_cases=lambda: _cases(62),
+    reference=_log_q_reference,
+    mistakes=(
+        Mistake("inverted_jacobian",
+                "you multiplied by the Jacobian where the change of variables divides by it (the notes' "
+                "du = de / Sigma): such a density integrates to sigma^2 per dimension, not 1.",
+                lambda mu, log_var, eps: log_std_normal(eps) + 0.5 * np.sum(log_var, axis=-1)),
+        Mistake("exp_log_var_jacobian",
+                "your Jacobian takes exp(log_var) as the standard deviation; this is also the notes' final "
+                "formula, with the variance Sigma in the normaliser 1/(Sigma sqrt(2 pi)).",
+                lambda mu, log_var, eps: log_std_normal(eps) - np.sum(log_var, axis=-1)),
+        Mistake("no_jacobian", "you returned log p(eps): the Jacobian term is missing.",
+                lambda mu, log_var, eps: log_std_normal(eps)),
+        Mistake("density_at_eps", "you evaluated q's density at the noise eps instead of at the sample z.",
+                lambda mu, log_var, eps: log_normal(eps, mu, log_var)),
+        Mistake("prior_at_z", "you evaluated the prior N(0, I) at z, not q.",
+                lambda mu, log_var, eps: log_std_normal(reparam_forward(mu, log_var, eps)[0])),
+        Mistake("not_summed", "you returned one value per latent dimension; the log-density of z sums them.",
+                lambda mu, log_var, eps: log_normal(reparam_forward(mu, log_var, eps)[0][..., None],
+                                                    mu[..., None], log_var[..., None])),
+    ),
+    task=(
+        "**B. Its log-density, through the Jacobian.** Write `log_q_of_sample(mu, log_var, eps)`: "
+        "$\\log q(z)$ at $z = \\mu + \\sigma \\odot \\varepsilon$, from $\\log p(\\varepsilon)$ and the Jacobian "
+        "of $\\varepsilon \\mapsto z$ (section 2), without evaluating $q$'s density at $z$ directly."
+    ),
+    stub='''def log_q_of_sample(mu, log_var, eps):
+    """log q(z) at z = mu + exp(0.5 * log_var) * eps, by a change of variables.
+
+    Parameters
+    ----------
+    mu, log_var : ndarray, shape (batch, n_latent)
+    eps : ndarray, shape (batch, n_latent)
+        Standard normal noise; p(eps) = N(0, I).
+
+    Returns
+    -------
+    ndarray, shape (batch,): log q(z) of each row, in nats.
+    """
+    raise NotImplementedError("write the body of log_q_of_sample")
+''',
+)
+check_log_q_of_sample = LOG_Q_OF_SAMPLE.check
