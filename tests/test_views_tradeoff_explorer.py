@@ -1,0 +1,156 @@
+"""Tests for vaelib.teaching.views.tradeoff_explorer: set a slider, read the artists and the readout."""
+
+import re
+
+import matplotlib.colors as mcolors
+import numpy as np
+import pytest
+
+from vaelib.teaching.views import tradeoff_explorer
+
+SIDE, N_IMAGES, N_LATENT = 3, 2, 5
+BETAS = np.array([0.1, 0.5, 2.0, 8.0])
+
+
+def synthetic_table():
+    """Four models on the convex curve D = 100 / R, each at the point where the slope is -beta.
+
+    On D = c / R the slope is -c / R^2, so beta picks R = sqrt(c / beta); the test points sit
+    a little off the training points. Kl bars, unit variances and images are random.
+    """
+    rng = np.random.default_rng(0)
+    rate_train = np.sqrt(100 / BETAS)
+    n = len(BETAS)
+    kl = rng.uniform(0.01, 3.0, size=(n, N_LATENT))
+    variances = rng.uniform(0.0, 0.05, size=(n, N_LATENT))
+    variances[:, 0] = 0.005                                  # one inactive unit in every model
+    return {
+        "beta": BETAS, "sigma": np.sqrt(BETAS),
+        "rate_train": rate_train, "distortion_train": 100 / rate_train,
+        "rate": rate_train * 1.02, "distortion": 100 / rate_train + 3.0,
+        "half_squared_error_train": 100 / rate_train / 4, "half_squared_error": 100 / rate_train / 4 + 1,
+        "kl_per_dim": kl, "unit_variances": variances, "active_units": (variances > 0.01).sum(axis=1),
+        "originals": rng.random((N_IMAGES, SIDE * SIDE)),
+        "reconstructions": rng.random((n, N_IMAGES, SIDE * SIDE)),
+        "samples": rng.random((n, N_IMAGES, SIDE * SIDE)),
+        "image_shape": (SIDE, SIDE),
+    }
+
+
+@pytest.fixture
+def table():
+    return synthetic_table()
+
+
+@pytest.fixture
+def view(table):
+    return tradeoff_explorer.make_beta_view(table)
+
+
+def readout_rows(text):
+    """(rate, distortion, loss) on the training-images and test-images lines of the readout."""
+    rows = {}
+    for label in ("training images", "test images"):
+        line = next(l for l in text.splitlines() if l.startswith(label))
+        rows[label] = [float(v) for v in line[len(label):].split()]
+    return rows
+
+
+@pytest.mark.parametrize("i", [2, 0, 3, 1])
+def test_plane_follows_the_slider(view, table, i):
+    ax_plane = view.fig.axes[0]
+    view.sliders["beta"].value = BETAS[i]
+    train, test, ring_tr, ring_te, line = ax_plane.lines
+    assert np.array_equal(train.get_xdata(), table["rate_train"]) and np.array_equal(test.get_ydata(), table["distortion"])
+    assert list(ring_tr.get_xdata()) == [table["rate_train"][i]] and list(ring_tr.get_ydata()) == [table["distortion_train"][i]]
+    assert list(ring_te.get_xdata()) == [table["rate"][i]] and list(ring_te.get_ydata()) == [table["distortion"][i]]
+    # the line is D + beta R = constant, through the chosen training point
+    xs, ys = np.asarray(line.get_xdata()), np.asarray(line.get_ydata())
+    loss = table["distortion_train"][i] + BETAS[i] * table["rate_train"][i]
+    np.testing.assert_allclose(ys + BETAS[i] * xs, loss, rtol=1e-12)
+    assert xs.min() <= table["rate"].min() and xs.max() >= table["rate"].max()   # spans every point
+
+
+@pytest.mark.parametrize("i", range(len(BETAS)))
+def test_no_training_point_lies_below_the_line_of_its_beta(view, table, i):
+    """On a convex curve, the model beta picks is where the line of slope -beta touches it."""
+    view.sliders["beta"].value = BETAS[i]
+    line = view.fig.axes[0].lines[4]
+    slope = np.diff(line.get_ydata())[0] / np.diff(line.get_xdata())[0]
+    assert slope == pytest.approx(-BETAS[i])
+    on_line = line.get_ydata()[0] + slope * (table["rate_train"] - line.get_xdata()[0])
+    assert np.all(table["distortion_train"] >= on_line - 1e-9)
+
+
+@pytest.mark.parametrize("i", [1, 3])
+def test_kl_bars_follow_the_slider(view, table, i):
+    view.sliders["beta"].value = BETAS[i]
+    bars = view.fig.axes[1].patches
+    heights = np.array([b.get_height() for b in bars])
+    assert np.array_equal(heights, np.sort(table["kl_per_dim"][i])[::-1])    # largest first
+    grey = mcolors.to_rgba("0.65")
+    for bar, height in zip(bars, heights):
+        j = int(np.flatnonzero(table["kl_per_dim"][i] == height)[0])
+        assert (bar.get_facecolor() == grey) == (table["unit_variances"][i, j] <= 0.01)
+    assert f"{table['active_units'][i]} of {N_LATENT} units active" in view.fig.axes[1].get_title()
+
+
+@pytest.mark.parametrize("i", [0, 2])
+def test_picture_follows_the_slider(view, table, i):
+    view.sliders["beta"].value = BETAS[i]
+    shown = np.asarray(view.fig.axes[2].images[0].get_array())
+    assert shown.shape == (3 * SIDE, N_IMAGES * SIDE)
+    rows = [table["originals"], table["reconstructions"][i], table["samples"][i]]
+    for r, images in enumerate(rows):            # row r: originals, reconstructions, samples; image k in columns k*SIDE...
+        for k in range(N_IMAGES):
+            block = shown[r * SIDE : (r + 1) * SIDE, k * SIDE : (k + 1) * SIDE]
+            assert np.array_equal(block, images[k].reshape(SIDE, SIDE))
+
+
+@pytest.mark.parametrize("i", [0, 3])
+def test_readout_numbers(view, table, i):
+    view.sliders["beta"].value = BETAS[i]
+    assert view.readout.startswith(f"β = {BETAS[i]:g}:")
+    rows = readout_rows(view.readout)
+    for label, suffix in (("training images", "_train"), ("test images", "")):
+        r, d = table["rate" + suffix][i], table["distortion" + suffix][i]
+        # printed to two decimals: within half a unit of the last place
+        assert rows[label] == pytest.approx([r, d, d + BETAS[i] * r], abs=5.01e-3)
+    match = re.search(r"active units: (\d+) of (\d+)", view.readout)
+    assert (int(match.group(1)), int(match.group(2))) == (table["active_units"][i], N_LATENT)
+
+
+def test_sigma_view_uses_half_squared_error_and_sigma_squared(table):
+    view = tradeoff_explorer.make_sigma_view(table, sigma=table["sigma"][2])
+    train, test, ring_tr, _, line = view.fig.axes[0].lines
+    assert np.array_equal(train.get_ydata(), table["half_squared_error_train"])
+    assert list(ring_tr.get_ydata()) == [table["half_squared_error_train"][2]]
+    slope = np.diff(line.get_ydata())[0] / np.diff(line.get_xdata())[0]
+    assert slope == pytest.approx(-table["sigma"][2] ** 2)                      # sigma^2 acts as beta
+    rows = readout_rows(view.readout)
+    hse, r = table["half_squared_error_train"][2], table["rate_train"][2]
+    assert rows["training images"] == pytest.approx([r, hse, hse + BETAS[2] * r], abs=5.01e-3)
+
+
+def test_updates_in_place(view):
+    """A slider move changes the existing artists' data; no artist is added or removed."""
+    def artists():
+        return [list(ax.lines) + list(ax.patches) + list(ax.images) for ax in view.fig.axes]
+
+    before = artists()
+    picture = np.array(view.fig.axes[2].images[0].get_array()).copy()
+    view.sliders["beta"].value = BETAS[-1]
+    assert artists() == before and len(view.fig.axes) == 3
+    assert not np.array_equal(np.array(view.fig.axes[2].images[0].get_array()), picture)
+
+
+def test_image_rows_and_loss_line_by_hand():
+    first = np.arange(2 * 4, dtype=float).reshape(2, 4) / 10                    # two 2x2 images
+    picture = tradeoff_explorer.image_rows([first, 1 - first], (2, 2))
+    top = np.array([[0.0, 0.1, 0.4, 0.5], [0.2, 0.3, 0.6, 0.7]])
+    np.testing.assert_allclose(picture, np.vstack([top, 1 - top]))
+    np.testing.assert_array_equal(tradeoff_explorer.image_rows([np.full((1, 4), 3.0)], (2, 2)), np.ones((2, 2)))
+    with pytest.raises(ValueError, match="same number"):
+        tradeoff_explorer.image_rows([first, first[:1]], (2, 2))
+    xs, ys = tradeoff_explorer.loss_line(rate=10.0, distortion=50.0, weight=2.0, rate_range=(0.0, 30.0))
+    assert list(xs) == [0.0, 30.0] and list(ys) == [70.0, 10.0]

@@ -1,0 +1,201 @@
+"""The sliders of notebook 08: a sweep of trained VAEs on the rate-distortion plane.
+
+A sweep (:func:`vaelib.teaching.tradeoff.beta_sweep` or
+:func:`~vaelib.teaching.tradeoff.sigma_sweep`) holds one trained model per value of
+the KL weight ``beta`` or of the decoder's ``sigma``. The slider picks one model;
+the view shows
+
+- the rate-distortion plane: rate ``R`` (mean KL, nats) across, distortion down the
+  side, every model of the sweep on the training images (filled, joined) and on the
+  test images (open); the chosen model ringed; and the line of constant loss
+  ``D + w R`` through its training point, ``w`` the weight the model was trained
+  with. A model trained with weight ``w`` minimises ``D + w R`` on its training
+  images, so no other model of the sweep lies below that line;
+- the KL of each latent dimension (test images), largest first, active units
+  (:func:`vaelib.core.evaluate.active_units`) in colour, the others grey;
+- test digits, the model's reconstructions and its samples (decoder means).
+
+For the beta sweep the distortion is ``D = -E_q[log p(x|z)]`` and ``w = beta``.
+For the sigma sweep it is half the squared error ``|x - m|^2 / 2`` and ``w = sigma^2``:
+the Gaussian loss is ``(|x - m|^2 / 2 + sigma^2 R) / sigma^2 + const`` (notebook 03).
+"""
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.layout_engine import TightLayoutEngine
+from matplotlib.ticker import FixedLocator, MaxNLocator
+
+from .slider_view import SliderView, value_slider
+
+ROW_LABELS = ("test digits", "reconstructions", "samples")
+#: A unit is active when ``Var_x(mu_j(x))`` exceeds this (:func:`vaelib.core.evaluate.active_units`' default).
+ACTIVE_THRESHOLD = 0.01
+
+
+def image_rows(rows, image_shape):
+    """Stack rows of images into one picture.
+
+    Parameters
+    ----------
+    rows : sequence of ndarray, each shape (n_images, n_pixels)
+    image_shape : tuple (h, w)
+
+    Returns
+    -------
+    ndarray, shape (len(rows) * h, n_images * w), values clipped to [0, 1]
+    """
+    h, w = image_shape
+    if len({len(r) for r in rows}) != 1:
+        raise ValueError(f"every row needs the same number of images, got {[len(r) for r in rows]}")
+    pictures = [np.asarray(r).reshape(-1, h, w).transpose(1, 0, 2).reshape(h, -1) for r in rows]
+    return np.clip(np.concatenate(pictures, axis=0), 0.0, 1.0)
+
+
+def loss_line(rate, distortion, weight, rate_range):
+    """The points of ``D + weight * R = distortion + weight * rate`` at the two ends of ``rate_range``.
+
+    Returns
+    -------
+    xs, ys : ndarray, shape (2,)
+    """
+    xs = np.asarray(rate_range, dtype=float)
+    return xs, distortion + weight * (rate - xs)
+
+
+def readout(table, i, symbol, weight_symbol, distortion_key, distortion_label, distortion_unit):
+    """The numbers the view shows for model ``i`` of ``table`` (with its ``"weights"``), as text."""
+    w = table["weights"][i]
+    n_latent = table["kl_per_dim"].shape[1]
+    lines = [f"{symbol} = {table['values'][i]:g}: loss = {distortion_label} + {weight_symbol}·R with {weight_symbol} = {w:g}"
+             f"   (R in nats, {distortion_label} in {distortion_unit}; per image)",
+             f"{'':17s}{'rate R':>10s}{distortion_label:>14s}{'loss':>12s}"]
+    for label, suffix in (("training images", "_train"), ("test images", "")):
+        r, d = table["rate" + suffix][i], table[distortion_key + suffix][i]
+        lines.append(f"{label:17s}{r:10.2f}{d:14.2f}{d + w * r:12.2f}")
+    lines.append(f"active units: {table['active_units'][i]} of {n_latent}; "
+                 f"largest KL of one dimension {table['kl_per_dim'][i].max():.2f} nats")
+    return "\n".join(lines)
+
+
+def make_tradeoff_view(table, name, weights, *, symbol, weight_symbol, distortion_key, distortion_label,
+                       distortion_unit, value=None):
+    """A slider over the models of a sweep table; see the module docstring.
+
+    Parameters
+    ----------
+    table : dict from :func:`vaelib.teaching.tradeoff.measure_sweep`, with the key ``name``
+    name : str
+        The slider's quantity, a key of ``table`` (``"beta"`` or ``"sigma"``), and the slider's label.
+    weights : ndarray, shape (n_models,)
+        Each model's weight on the rate in the loss it minimised, for the constant-loss line.
+    symbol, weight_symbol : str
+        How the figure writes the slider's quantity and the weight (``"β"``, ``"σ"``, ``"σ²"``).
+    distortion_key : str
+        ``"distortion"`` or ``"half_squared_error"`` (with ``"..._train"`` alongside).
+    distortion_label, distortion_unit : str
+        The distortion's name and unit, for the axis and the readout.
+    value : float, optional
+        The initial slider value (one of ``table[name]``; default the first).
+
+    Returns
+    -------
+    SliderView
+        Slider ``name``. Artists: ``fig.axes[0]`` the plane, with ``lines[0]`` training points,
+        ``lines[1]`` test points, ``lines[2]`` the ring on the chosen training point, ``lines[3]``
+        on its test point, ``lines[4]`` the constant-loss line; ``fig.axes[1].patches`` the KL bars
+        (largest first); ``fig.axes[2].images[0]`` the picture of :func:`image_rows`.
+    """
+    values = np.asarray(table[name], dtype=float)
+    table = {**table, "values": values, "weights": np.asarray(weights, dtype=float)}
+    n_models, n_latent = table["kl_per_dim"].shape
+    pictures = [image_rows([table["originals"], table["reconstructions"][i], table["samples"][i]],
+                           table["image_shape"]) for i in range(n_models)]
+    rate_tr, dist_tr = table["rate_train"], table[distortion_key + "_train"]
+    rate_te, dist_te = table["rate"], table[distortion_key]
+
+    fig = plt.figure(figsize=(9.5, 6.6), dpi=100)
+    grid = fig.add_gridspec(2, 2, height_ratios=[1.35, 1], width_ratios=[1.25, 1])
+    ax_plane, ax_kl, ax_img = fig.add_subplot(grid[0, 0]), fig.add_subplot(grid[0, 1]), fig.add_subplot(grid[1, :])
+
+    ax_plane.plot(rate_tr, dist_tr, "o-", color="C0", ms=5, label="every model, training images")
+    ax_plane.plot(rate_te, dist_te, "o", color="C1", ms=5, fillstyle="none", label="every model, test images")
+    (ring_tr,) = ax_plane.plot([], [], "o", color="k", ms=12, fillstyle="none", markeredgewidth=1.8)
+    (ring_te,) = ax_plane.plot([], [], "o", color="C1", ms=12, fillstyle="none", markeredgewidth=1.8)
+    rates, dists = np.concatenate([rate_tr, rate_te]), np.concatenate([dist_tr, dist_te])
+    pad_r, pad_d = 0.04 * np.ptp(rates), 0.08 * np.ptp(dists)
+    rate_range = (rates.min() - pad_r, rates.max() + pad_r)
+    (line,) = ax_plane.plot([], [], "--", color="k", lw=1.2,
+                            label=f"constant loss {distortion_label} + {weight_symbol}·R")
+    ax_plane.set_xlim(*rate_range)
+    ax_plane.set_ylim(dists.min() - pad_d, dists.max() + pad_d)
+    for axis in (ax_plane.xaxis, ax_plane.yaxis):  # few, fixed ticks: each costs drawing time at every update
+        axis.set_major_locator(FixedLocator(MaxNLocator(6).tick_values(*axis.get_view_interval())))
+    ax_plane.set_xlabel("rate R = mean KL(q(z|x) ‖ p(z)) (nats)")
+    ax_plane.set_ylabel(f"distortion {distortion_label} ({distortion_unit})")
+    ax_plane.legend(fontsize=9, loc="upper right")
+    plane_title = ax_plane.set_title("", fontsize=10)
+
+    bars = ax_kl.bar(np.arange(1, n_latent + 1), np.ones(n_latent), color="C0")
+    ax_kl.set_yscale("log")
+    kl_all = table["kl_per_dim"]
+    low, high = max(1e-3, 0.5 * kl_all[kl_all > 0].min()), 2 * kl_all.max()
+    ax_kl.set_ylim(low, high)
+    decades = [10.0**k for k in range(int(np.ceil(np.log10(low))), int(np.floor(np.log10(high))) + 1)]
+    ax_kl.set_yticks(decades, [f"{d:g}" for d in decades])  # fixed ticks with plain labels: cheap to redraw
+    ax_kl.minorticks_off()
+    ax_kl.set_xlim(0.3, n_latent + 0.7)
+    ax_kl.set_xticks(np.unique(np.r_[1, np.arange(0, n_latent + 1, max(1, n_latent // 4))[1:]]))
+    ax_kl.set_xlabel("latent dimension, largest KL first")
+    ax_kl.set_ylabel("KL of one dimension (nats, log scale)")
+    kl_title = ax_kl.set_title("", fontsize=10)
+
+    image = ax_img.imshow(pictures[0], cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
+    h = table["image_shape"][0]
+    ax_img.set_yticks([h * (k + 0.5) for k in range(3)], ROW_LABELS, fontsize=9)
+    ax_img.set_xticks([])
+    for spine in ax_img.spines.values():
+        spine.set_visible(False)
+    img_title = ax_img.set_title("", fontsize=10)
+
+    def update(**slider):
+        i = int(np.argmin(np.abs(values - slider[name])))
+        w = table["weights"][i]
+        ring_tr.set_data([rate_tr[i]], [dist_tr[i]])
+        ring_te.set_data([rate_te[i]], [dist_te[i]])
+        line.set_data(*loss_line(rate_tr[i], dist_tr[i], w, rate_range))
+        plane_title.set_text(f"{symbol} = {values[i]:g}: line of slope −{w:g} through its training point")
+        order = np.argsort(table["kl_per_dim"][i])[::-1]
+        active = table["unit_variances"][i][order] > ACTIVE_THRESHOLD
+        for bar, height, is_active in zip(bars, table["kl_per_dim"][i][order], active):
+            bar.set_height(height)
+            bar.set_color("C0" if is_active else "0.65")
+        kl_title.set_text(f"{table['active_units'][i]} of {n_latent} units active (blue); "
+                          f"total {table['rate'][i]:.3g} nats")
+        image.set_data(pictures[i])
+        img_title.set_text(f"{symbol} = {values[i]:g}: test digits, their reconstructions, "
+                           f"and decoder means at z ~ p(z)")
+        return readout(table, i, symbol, weight_symbol, distortion_key, distortion_label, distortion_unit)
+
+    update(**{name: values[0]})  # titles and bars in place, so that the layout makes room for them
+    # lay out once; fig.tight_layout() would leave an engine that re-lays out at every savefig
+    TightLayoutEngine().execute(fig)
+    return SliderView(fig, {name: value_slider(name, values, value)}, update)
+
+
+def make_beta_view(table, beta=None):
+    """:func:`make_tradeoff_view` for a :func:`~vaelib.teaching.tradeoff.beta_sweep` table.
+
+    Distortion ``D = -E_q[log p(x|z)]`` (nats), weight ``beta``.
+    """
+    return make_tradeoff_view(table, "beta", table["beta"], symbol="β", weight_symbol="β",
+                              distortion_key="distortion", distortion_label="D", distortion_unit="nats", value=beta)
+
+
+def make_sigma_view(table, sigma=None):
+    """:func:`make_tradeoff_view` for a :func:`~vaelib.teaching.tradeoff.sigma_sweep` table.
+
+    Distortion ``|x - m|^2 / 2`` (squared pixel units, summed over pixels), weight ``sigma^2``.
+    """
+    return make_tradeoff_view(table, "sigma", np.asarray(table["sigma"]) ** 2, symbol="σ", weight_symbol="σ²",
+                              distortion_key="half_squared_error", distortion_label="|x−m|²/2",
+                              distortion_unit="squared pixel units", value=sigma)
