@@ -27,6 +27,7 @@ Four folders, and the core imports none of the others:
 - :mod:`~vaelib.machinery.batches`     shuffled minibatches from compactly stored data
 - :mod:`~vaelib.machinery.train`       the training loop, checkpoints every epoch
 - :mod:`~vaelib.machinery.checkpoint`  .npz checkpoints
+- :mod:`~vaelib.machinery.cache`       trained models kept on disk, keyed by what determines them
 - :mod:`~vaelib.machinery.atomic`      all-or-nothing file writes
 - :mod:`~vaelib.machinery.cli`         ``python -m vaelib``
 
@@ -34,7 +35,11 @@ Four folders, and the core imports none of the others:
 
 - :mod:`~vaelib.teaching.exact_models` models with exact log p(x) and p(z|x)
 - :mod:`~vaelib.teaching.estimators`   pathwise and score-function gradient estimators
+- :mod:`~vaelib.teaching.quadrature`   log p(x) and p(z|x) of a 2-D latent model on a grid
+- :mod:`~vaelib.teaching.digit_models` the models trained on digits that notebooks 07-09 share
 - :mod:`~vaelib.teaching.views`        the notebooks' slider figures
+- :mod:`~vaelib.teaching.exercises`    checked exercises: cases, reference values, the catalogue of classic mistakes
+- :mod:`~vaelib.teaching.exercise_solutions` their solutions (look only after trying)
 """
 
 __version__ = "0.2.0"

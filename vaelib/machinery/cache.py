@@ -19,6 +19,7 @@ and trained again; it is never used.
 """
 
 import ast
+import functools
 import hashlib
 import json
 import os
@@ -52,14 +53,22 @@ def training_code_version():
     """SHA-256 (16 hex digits) of the syntax trees of :data:`TRAINING_MODULES`, docstrings removed.
 
     Editing a comment or a docstring keeps the version; editing code changes it.
+    Parsing is remembered while the files' sizes and modification times stay the same.
     """
     package = Path(__file__).resolve().parent.parent
     files = []
     for name in TRAINING_MODULES:
         target = package / name
         files += sorted(target.glob("*.py")) if target.is_dir() else [target]
+    stamp = tuple((str(f), f.stat().st_mtime_ns, f.stat().st_size) for f in files)
+    return _code_version(package, stamp)
+
+
+@functools.lru_cache(maxsize=8)
+def _code_version(package, stamp):
     digest = hashlib.sha256()
-    for file in files:
+    for name, _, _ in stamp:
+        file = Path(name)
         tree = ast.parse(file.read_text())
         for node in ast.walk(tree):
             body = getattr(node, "body", None)
