@@ -37,6 +37,7 @@ Four folders, and the core imports none of the others:
 - :mod:`~vaelib.teaching.estimators`   pathwise and score-function gradient estimators
 - :mod:`~vaelib.teaching.quadrature`   log p(x) and p(z|x) of a 2-D latent model on a grid
 - :mod:`~vaelib.teaching.digit_models` the models trained on digits that notebooks 07-09 share
+- :mod:`~vaelib.teaching.digit_figures` mosaics of digits, decoded 2-D manifolds, interpolations
 - :mod:`~vaelib.teaching.views`        the notebooks' slider figures
 - :mod:`~vaelib.teaching.exercises`    checked exercises: cases, reference values, the catalogue of classic mistakes
 - :mod:`~vaelib.teaching.exercise_solutions` their solutions (look only after trying)
