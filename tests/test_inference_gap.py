@@ -1,0 +1,326 @@
+"""Per-image variational inference on a 2-D latent space, against closed forms and brute force.
+
+The reference model: a Gaussian decoder whose ReLU units are all switched on over the
+whole grid (a large first-layer bias), so the decoder is affine there and the model is
+linear-Gaussian: its evidence and posterior are known in closed form
+(:mod:`vaelib.teaching.exact_models`). The best full-covariance ``q`` is then the posterior
+itself (gap 0), and the best diagonal ``q`` is known too.
+"""
+
+import numpy as np
+import pytest
+from scipy.special import logsumexp
+
+from vaelib.core.evaluate import log_importance_weights
+from vaelib.core.gradcheck import numerical_gradient, relative_error
+from vaelib.core.vae import VAEConfig, encode, init_params
+from vaelib.teaching.exact_models import (
+    diag_covariance,
+    gaussian_kl,
+    linear_gaussian_elbo,
+    linear_gaussian_log_evidence,
+    linear_gaussian_posterior,
+)
+from vaelib.teaching.inference_gap import (
+    FAMILIES,
+    GaussianQ,
+    _negative_elbo_and_grad,
+    best_gaussian,
+    elbo_on_grid,
+    elbo_on_nodes,
+    encoder_gaussians,
+    gaussian_entropy,
+    grid_posteriors,
+    inference_gaps,
+    iwae_bounds,
+    kl_to_posterior_on_grid,
+    log_gaussian,
+    log_weights,
+    posterior_moments,
+    q_from_moments,
+    q_from_theta,
+    q_mass_on_grid,
+    standard_nodes,
+    theta_from_q,
+)
+from vaelib.teaching.quadrature import log_evidence
+
+RADIUS, STEP = 5.0, 0.05
+
+
+@pytest.fixture(scope="module")
+def linear_model():
+    """A VAE whose decoder is affine on the grid: ``x | z ~ N(W z + b, sigma^2 I)``, and three images."""
+    config = VAEConfig(n_pixels=6, hidden=(5,), n_latent=2, likelihood="gaussian", sigma=0.3)
+    rng = np.random.default_rng(1)
+    params = init_params(config, rng)
+    params["dec.W0"], params["dec.W1"] = 2.0 * params["dec.W0"], 3.0 * params["dec.W1"]  # a narrow posterior
+    params["dec.b0"] = np.full(5, 50.0)  # every ReLU unit on for |z| < 15: the decoder is affine
+    params["enc.W0"] = 0.01 * params["enc.W0"]  # keeps the encoder's q(z|x) where the decoder is affine
+    W = (params["dec.W0"] @ params["dec.W1"]).T  # (D, L), as in exact_models
+    b = params["dec.b0"] @ params["dec.W1"] + params["dec.b1"]
+    z = rng.standard_normal((3, 2))
+    x = z @ W.T + b + config.sigma * rng.standard_normal((3, 6))
+    return config, params, x, W, b
+
+
+@pytest.fixture(scope="module")
+def linear_posteriors(linear_model):
+    config, params, x, _, _ = linear_model
+    return grid_posteriors(params, x, config, radius=RADIUS, step=STEP)
+
+
+@pytest.fixture(scope="module")
+def bernoulli_model():
+    """A small nonlinear Bernoulli model: its posterior is not Gaussian."""
+    config = VAEConfig(n_pixels=6, hidden=(5,), n_latent=2, activation="tanh")
+    params = {k: 2.5 * v for k, v in init_params(config, np.random.default_rng(3)).items()}
+    x = np.array([[1, 0, 1, 1, 0, 0], [0, 1, 1, 0, 1, 1]], dtype=float)
+    return config, params, x
+
+
+def random_gaussians(rng, n, centre, scale=0.4):
+    """Random full-covariance Gaussians near ``centre``."""
+    out = []
+    for _ in range(n):
+        chol = np.array([[np.exp(rng.uniform(-2.0, -0.5)), 0.0],
+                         [rng.uniform(-0.3, 0.3), np.exp(rng.uniform(-2.0, -0.5))]])
+        out.append(GaussianQ(centre + scale * rng.standard_normal(2), chol))
+    return out
+
+
+# ---------------------------------------------------------------- one Gaussian
+@pytest.mark.parametrize("family", FAMILIES)
+def test_theta_round_trip_and_covariance(family, rng):
+    theta = rng.standard_normal(4 if family == "diagonal" else 5)
+    q = q_from_theta(theta, family)
+    np.testing.assert_allclose(theta_from_q(q, family), theta, atol=1e-14)
+    np.testing.assert_allclose(q.cov, q.chol @ q.chol.T)
+    assert q.chol[0, 1] == 0 and np.all(np.diag(q.chol) > 0)
+    with pytest.raises(ValueError, match="family"):
+        q_from_theta(theta, "banana")
+
+
+def test_log_gaussian_and_entropy_against_scipy(rng):
+    from scipy import stats
+
+    q = GaussianQ(np.array([0.3, -1.0]), np.array([[0.5, 0.0], [0.4, 0.2]]))
+    z = rng.standard_normal((7, 2))
+    reference = stats.multivariate_normal(q.mean, q.cov)
+    np.testing.assert_allclose(log_gaussian(z, q), reference.logpdf(z), rtol=1e-12)
+    assert gaussian_entropy(q) == pytest.approx(reference.entropy(), abs=1e-12)
+
+
+def test_encoder_gaussians_use_log_var_as_log_variance(linear_model):
+    config, params, x, _, _ = linear_model
+    mu, log_var = encode(params, x, config)
+    for q, m, lv in zip(encoder_gaussians(params, x, config), mu, log_var):
+        np.testing.assert_allclose(q.mean, m)
+        np.testing.assert_allclose(np.diag(q.cov), np.exp(lv), rtol=1e-12)
+        assert q.cov[0, 1] == 0
+
+
+# ---------------------------------------------------------------- grid and nodes, against closed forms
+def test_grid_evidence_is_the_quadrature_modules_and_the_closed_form(linear_model, linear_posteriors):
+    config, params, x, W, b = linear_model
+    np.testing.assert_allclose(linear_posteriors.log_px, log_evidence(params, x, config, RADIUS, STEP), atol=1e-10)
+    np.testing.assert_allclose(linear_posteriors.log_px, linear_gaussian_log_evidence(x, W, b, config.sigma),
+                               atol=1e-8)
+
+
+def test_posterior_moments_match_the_closed_form(linear_model, linear_posteriors):
+    config, _, x, W, b = linear_model
+    means, cov = linear_gaussian_posterior(x, W, b, config.sigma)
+    for n in range(len(x)):
+        mean, grid_cov = posterior_moments(linear_posteriors.log_joint[n], linear_posteriors.grid)
+        np.testing.assert_allclose(mean, means[n], atol=1e-8)
+        np.testing.assert_allclose(grid_cov, cov, atol=1e-8)
+
+
+def test_elbo_and_kl_of_any_gaussian_against_closed_forms(linear_model, linear_posteriors, rng):
+    """Grid rule, t-rule and ``log p(x) - KL(q || posterior)`` (exact) agree for full-covariance q's;
+    for diagonal q's also with the closed-form ELBO of exact_models."""
+    config, params, x, W, b = linear_model
+    means, cov = linear_gaussian_posterior(x, W, b, config.sigma)
+    grid = linear_posteriors.grid
+    for n in range(len(x)):
+        qs = random_gaussians(rng, 6, means[n])
+        exact_kl = np.array([gaussian_kl(q.mean, q.cov, means[n], cov) for q in qs])
+        exact = linear_posteriors.log_px[n] - exact_kl
+        on_grid = np.array([elbo_on_grid(linear_posteriors.log_joint[n], grid, q) for q in qs])
+        on_nodes = elbo_on_nodes(params, np.repeat(x[n:n + 1], len(qs), axis=0), config, qs)
+        kl_grid = np.array([kl_to_posterior_on_grid(linear_posteriors.log_posterior(n), grid, q) for q in qs])
+        np.testing.assert_allclose(on_grid, exact, atol=1e-7)
+        np.testing.assert_allclose(on_nodes, exact, atol=1e-7)
+        np.testing.assert_allclose(kl_grid, exact_kl, atol=1e-7)
+        diagonal = GaussianQ(qs[0].mean, np.diag(np.diag(qs[0].chol)))
+        closed = linear_gaussian_elbo(x[n], diagonal.mean, np.log(np.diag(diagonal.cov)), W, b, config.sigma)
+        assert elbo_on_grid(linear_posteriors.log_joint[n], grid, diagonal) == pytest.approx(closed, abs=1e-7)
+
+
+def test_grid_rule_needs_q_resolved_and_mass_says_so(linear_posteriors):
+    """The grid rule is accurate for sd >= the spacing; a q four times narrower than the spacing
+    shows it in its grid mass, and a q off the grid has mass 0."""
+    grid = linear_posteriors.grid
+    resolved = GaussianQ(np.array([0.013, -0.021]), STEP * np.eye(2))
+    narrow = GaussianQ(np.array([0.013, -0.021]), STEP / 4 * np.eye(2))
+    assert q_mass_on_grid(grid, resolved) == pytest.approx(1.0, abs=1e-6)
+    assert abs(q_mass_on_grid(grid, narrow) - 1.0) > 0.05
+    assert q_mass_on_grid(grid, GaussianQ(np.array([9.0, 0.0]), 0.1 * np.eye(2))) < 1e-100
+
+
+def test_standard_nodes_integrate_gaussian_moments():
+    t, w = standard_nodes()
+    assert w.sum() == pytest.approx(1.0, abs=1e-14)
+    np.testing.assert_allclose(w @ t, 0.0, atol=1e-14)
+    np.testing.assert_allclose((t * w[:, None]).T @ t, np.eye(2), atol=1e-14)
+    # the stretch that makes the second moments exact is tiny: the nodes stay a midpoint grid
+    np.testing.assert_allclose(np.unique(np.round(t[:, 0], 6)), np.linspace(-4.25, 4.25, 18) * (1 + 6.02e-5),
+                               rtol=1e-6)
+
+
+def test_nodes_in_float32_agree_with_float64(bernoulli_model):
+    config, params, x = bernoulli_model
+    qs = [GaussianQ(np.array([0.2, -0.3]), np.array([[0.4, 0.0], [0.1, 0.3]]))] * len(x)
+    params32 = {k: v.astype(np.float32) for k, v in params.items()}
+    np.testing.assert_allclose(elbo_on_nodes(params32, x, config, qs), elbo_on_nodes(params, x, config, qs),
+                               atol=1e-4)
+
+
+# ---------------------------------------------------------------- the optimiser
+@pytest.mark.parametrize("family", FAMILIES)
+def test_gradient_of_the_objective(family, linear_posteriors, rng):
+    grid = linear_posteriors.grid
+    log_joint = linear_posteriors.log_joint[0]
+    z, f = grid.z, log_joint  # all the grid, so that the value is elbo_on_grid's
+    theta = theta_from_q(random_gaussians(rng, 1, posterior_moments(log_joint, grid)[0])[0], family)
+    value, grad = _negative_elbo_and_grad(theta, family, z, f, grid.step)
+    numeric = numerical_gradient(lambda: _negative_elbo_and_grad(theta, family, z, f, grid.step)[0], theta)
+    assert relative_error(grad, numeric) < 1e-7
+    assert value == pytest.approx(-elbo_on_grid(log_joint, grid, q_from_theta(theta, family)), abs=1e-9)
+
+
+def test_gradient_check_catches_a_wrong_gradient(linear_posteriors):
+    """The check above can fail: drop the entropy's gradient and it does."""
+    grid = linear_posteriors.grid
+    log_joint = linear_posteriors.log_joint[0]
+    z, f = grid.z, log_joint
+    theta = theta_from_q(q_from_moments(*posterior_moments(log_joint, grid), "full"), "full")
+    _, grad = _negative_elbo_and_grad(theta, "full", z, f, grid.step)
+    wrong = grad.copy()
+    wrong[[2, 4]] += 1.0  # as if d H / d log L_ii were missing
+    numeric = numerical_gradient(lambda: _negative_elbo_and_grad(theta, "full", z, f, grid.step)[0], theta)
+    assert relative_error(wrong, numeric) > 1e-2
+
+
+def test_best_full_gaussian_is_the_posterior(linear_model, linear_posteriors):
+    config, _, x, W, b = linear_model
+    means, cov = linear_gaussian_posterior(x, W, b, config.sigma)
+    for n in range(len(x)):
+        fit = best_gaussian(linear_posteriors.log_joint[n], linear_posteriors.grid, "full")
+        np.testing.assert_allclose(fit.q.mean, means[n], atol=1e-5)
+        np.testing.assert_allclose(fit.q.cov, cov, atol=1e-5)
+        assert linear_posteriors.log_px[n] - fit.elbo == pytest.approx(0.0, abs=1e-8)
+        assert fit.converged and fit.mass == pytest.approx(1.0, abs=1e-9)
+
+
+def test_best_diagonal_gaussian_has_the_known_gap(linear_model, linear_posteriors):
+    """For a Gaussian posterior N(m, S), the best diagonal q (by KL(q || p)) is N(m, diag(1 / diag(S^-1)))."""
+    config, _, x, W, b = linear_model
+    means, cov = linear_gaussian_posterior(x, W, b, config.sigma)
+    variances = 1.0 / np.diag(np.linalg.inv(cov))
+    gap = gaussian_kl(means[0], np.diag(variances), means[0], cov)
+    assert gap > 0.3  # the posterior is correlated enough for the test to mean something
+    for n in range(len(x)):
+        fit = best_gaussian(linear_posteriors.log_joint[n], linear_posteriors.grid, "diagonal")
+        np.testing.assert_allclose(fit.q.mean, means[n], atol=1e-5)
+        np.testing.assert_allclose(np.diag(fit.q.cov), variances, rtol=1e-5)
+        assert linear_posteriors.log_px[n] - fit.elbo == pytest.approx(gap, abs=1e-7)
+
+
+def test_best_gaussian_beats_a_brute_force_search(bernoulli_model):
+    """On a non-Gaussian posterior: no point of a random search over theta beats the optimiser."""
+    config, params, x = bernoulli_model
+    posteriors = grid_posteriors(params, x, config, radius=4.0, step=0.1)
+    rng = np.random.default_rng(0)
+    for n in range(len(x)):
+        log_joint = posteriors.log_joint[n]
+        mean, cov = posterior_moments(log_joint, posteriors.grid)
+        for family in FAMILIES:
+            fit = best_gaussian(log_joint, posteriors.grid, family)
+            centre = theta_from_q(q_from_moments(mean, cov, family), family)
+            trials = centre + rng.uniform(-0.5, 0.5, size=(300, len(centre)))
+            searched = max(elbo_on_grid(log_joint, posteriors.grid, q_from_theta(t, family)) for t in trials)
+            assert fit.elbo >= searched - 1e-9
+            assert posteriors.log_px[n] - fit.elbo > 1e-3  # not Gaussian: a gap remains
+
+
+def test_best_gaussian_stays_on_the_grid_and_flags_a_cut_posterior(linear_model):
+    """A grid that cuts the posterior off (its mean lies outside) must not let q run away
+    (the mean and the standard deviations are bounded), and the grid mass of q says it is cut."""
+    config, params, x, W, b = linear_model
+    means, _ = linear_gaussian_posterior(x, W, b, config.sigma)
+    radius = float(np.abs(means[0]).max()) - 0.1  # the posterior mean just off the grid
+    posteriors = grid_posteriors(params, x[:1], config, radius=radius, step=STEP)
+    for family in FAMILIES:
+        fit = best_gaussian(posteriors.log_joint[0], posteriors.grid, family)
+        assert np.all(np.abs(fit.q.mean) <= radius) and np.all(np.diag(fit.q.chol) <= 1.0)
+        assert fit.mass < 0.99
+
+
+# ---------------------------------------------------------------- the gaps
+def test_inference_gaps_on_the_linear_model(linear_model, linear_posteriors):
+    config, params, x, W, b = linear_model
+    gaps = inference_gaps(params, x, config, posteriors=linear_posteriors)
+    means, cov = linear_gaussian_posterior(x, W, b, config.sigma)
+    mu, log_var = encode(params, x, config)
+    encoder_exact = linear_gaussian_elbo(x, mu, log_var, W, b, config.sigma)
+    np.testing.assert_allclose(gaps.elbo_encoder, encoder_exact, atol=1e-6)
+    np.testing.assert_allclose(gaps.approximation_gap("full"), 0.0, atol=1e-6)
+    diag_kl = gaussian_kl(means[0], np.diag(1.0 / np.diag(np.linalg.inv(cov))), means[0], cov)
+    np.testing.assert_allclose(gaps.approximation_gap("diagonal"), diag_kl, atol=1e-6)
+    whole = gaps.log_px - gaps.elbo_encoder
+    for family in FAMILIES:
+        np.testing.assert_allclose(gaps.approximation_gap(family) + gaps.amortisation_gap(family), whole,
+                                   atol=1e-12)
+        assert np.all(gaps.amortisation_gap(family) > 0)
+    # an untrained encoder is far from the posterior: the whole gap is the exact KL
+    exact_kl = gaussian_kl(mu, diag_covariance(log_var), means, cov)
+    np.testing.assert_allclose(whole, exact_kl, atol=1e-6)
+
+
+# ---------------------------------------------------------------- importance weights and IWAE_K
+def test_log_weights_are_the_cores_and_average_to_the_elbo(linear_model):
+    config, params, x, W, b = linear_model
+    log_w = log_weights(params, x, config, np.random.default_rng(5), n_samples=4000, max_rows=1000)
+    eps = np.random.default_rng(5).standard_normal((3, 333, 2))
+    first = log_importance_weights(params, x, config, eps)  # the first chunk, drawn alike
+    np.testing.assert_allclose(log_w[:, :333], first, rtol=1e-12)
+    mu, log_var = encode(params, x, config)
+    elbo = linear_gaussian_elbo(x, mu, log_var, W, b, config.sigma)
+    se = log_w.std(axis=1, ddof=1) / np.sqrt(log_w.shape[1])
+    assert np.all(np.abs(log_w.mean(axis=1) - elbo) < 5 * se)
+
+
+def test_iwae_bounds_group_the_weights():
+    rng = np.random.default_rng(0)
+    log_w = rng.normal(-3.0, 1.0, size=(2, 64))
+    mean, se = iwae_bounds(log_w, [1, 4, 32])
+    np.testing.assert_allclose(mean[:, 0], log_w.mean(axis=1))
+    np.testing.assert_allclose(se[:, 0], log_w.std(axis=1, ddof=1) / 8)
+    halves = logsumexp(log_w.reshape(2, 2, 32), axis=2) - np.log(32)
+    np.testing.assert_allclose(mean[:, 2], halves.mean(axis=1))
+    with pytest.raises(ValueError, match="at least 128"):
+        iwae_bounds(log_w, [64])
+
+
+def test_iwae_rises_towards_log_mean_weight():
+    """log w ~ N(mu, s^2): log E[w] = mu + s^2 / 2; IWAE_K rises with K and stays below it."""
+    rng = np.random.default_rng(1)
+    mu, s = -2.0, 1.0
+    log_w = rng.normal(mu, s, size=(1, 2 ** 16))
+    ks = [1, 8, 64, 512]
+    mean, se = iwae_bounds(log_w, ks)
+    assert np.all(np.diff(mean[0]) > 0)
+    assert np.all(mean[0] < mu + s**2 / 2 + 3 * se[0])
+    assert mean[0, -1] == pytest.approx(mu + s**2 / 2, abs=0.05)

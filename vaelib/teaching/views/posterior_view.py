@@ -1,0 +1,263 @@
+"""The digit slider of notebook 09: the true posterior of one digit and three Gaussians fitted to it.
+
+For a VAE with a two-dimensional latent space, the slider picks one of a few test
+digits. Left, in the latent plane: the true posterior ``p(z|x)`` from the quadrature
+grid, drawn as the contours that enclose 50 %, 90 % and 99 % of its mass; and three
+Gaussians as ellipses at 1 and 2 standard deviations: the encoder's ``q(z|x)``, the
+best diagonal Gaussian and the best full-covariance Gaussian for this digit
+(:mod:`vaelib.teaching.inference_gap`). Right: the digit, the decoder's Bernoulli
+means at the encoder's mean and at the best full Gaussian's mean, and the numbers:
+``log p(x)``, the three ELBOs and the gaps, in nats.
+
+Everything is computed when the view is built, so a slider move only sets artist
+data. The contours are traced on the grid's log-density, interpolated (cubic) to a
+grid four times finer for a smooth line; the masses they enclose come from the grid itself.
+"""
+
+import contourpy
+import ipywidgets as widgets
+import matplotlib.pyplot as plt
+import numpy as np
+from scipy.ndimage import zoom
+from scipy.special import logsumexp
+
+from vaelib.core.layers import sigmoid
+from vaelib.core.vae import decode
+from .slider_view import SliderView
+
+#: Posterior mass inside each contour.
+CONTOUR_MASSES = (0.5, 0.9, 0.99)
+#: Ellipses of each Gaussian, in standard deviations (Mahalanobis radius).
+ELLIPSE_RADII = (1.0, 2.0)
+#: name -> (label, colour) of the three Gaussians, in drawing order.
+GAUSSIANS = {
+    "encoder": ("encoder's q(z|x)", "C0"),
+    "diagonal": ("best diagonal Gaussian", "C1"),
+    "full": ("best full-covariance Gaussian", "C2"),
+}
+
+
+def ellipse_points(q, radius, n=121):
+    """The curve ``{m + radius * L (cos a, sin a)}``: where ``q``'s Mahalanobis distance is ``radius``.
+
+    Parameters
+    ----------
+    q : GaussianQ
+    radius : float
+        In standard deviations.
+
+    Returns
+    -------
+    ndarray, shape (n, 2), closed (the last point is the first)
+    """
+    angle = np.linspace(0.0, 2 * np.pi, n)
+    return q.mean + radius * np.column_stack([np.cos(angle), np.sin(angle)]) @ q.chol.T
+
+
+def density_levels(log_density, masses=CONTOUR_MASSES):
+    """Log-density thresholds whose super-level sets hold the given masses of a grid distribution.
+
+    Parameters
+    ----------
+    log_density : ndarray, any shape
+        ``log p`` at the cells of a uniform grid (cells of equal area).
+    masses : sequence of float in (0, 1)
+
+    Returns
+    -------
+    ndarray, shape (len(masses),)
+        ``levels[i]``: the largest threshold such that the cells with ``log p >= levels[i]``
+        hold at least ``masses[i]`` of the total.
+    """
+    values = np.sort(np.ravel(log_density))[::-1]
+    cumulative = np.exp(np.logaddexp.accumulate(values) - logsumexp(values))
+    index = np.searchsorted(cumulative, np.asarray(masses) - 1e-12)  # 1e-12: round-off in the cumulative sum
+    return values[np.minimum(index, len(values) - 1)]
+
+
+def contour_lines(axis1, axis2, log_density, level, upsample=4):
+    """The contour ``log p = level`` of a grid log-density, as one polyline with NaN breaks.
+
+    Parameters
+    ----------
+    axis1, axis2 : ndarray, shapes (m1,), (m2,)
+        Cell centres along ``z_1`` and ``z_2``; ``log_density[i, j]`` is at ``(axis1[i], axis2[j])``.
+    log_density : ndarray, shape (m1, m2)
+    level : float
+    upsample : int
+        The log-density is interpolated (cubic) onto a grid this many times finer first.
+
+    Returns
+    -------
+    ndarray, shape (k, 2): ``(z1, z2)`` rows, NaN rows between separate pieces.
+    """
+    fine1 = np.linspace(axis1[0], axis1[-1], upsample * (len(axis1) - 1) + 1)
+    fine2 = np.linspace(axis2[0], axis2[-1], upsample * (len(axis2) - 1) + 1)
+    fine = zoom(log_density, (len(fine1) / len(axis1), len(fine2) / len(axis2)), order=3, grid_mode=False)
+    lines = contourpy.contour_generator(fine1, fine2, fine.T).lines(level)  # contourpy: z[y, x]
+    if not lines:
+        return np.full((1, 2), np.nan)
+    return np.vstack([np.vstack([line, [np.nan, np.nan]]) for line in lines])[:-1]
+
+
+def _crop(posteriors, n, nats=25.0, margin=4):
+    """The block of the grid around image ``n``'s posterior, where ``log p(z|x) > max - nats``
+    (plus ``margin`` cells): ``axis1`` (m1,), ``axis2`` (m2,), the block (m1, m2), and the whole
+    log-density (m, m)."""
+    grid = posteriors.grid
+    side = len(grid.axis)
+    log_post = posteriors.log_posterior(n).reshape(side, side)
+    rows, cols = np.nonzero(log_post > log_post.max() - nats)
+    r0, r1 = max(0, rows.min() - margin), min(side, rows.max() + margin + 1)
+    c0, c1 = max(0, cols.min() - margin), min(side, cols.max() + margin + 1)
+    return grid.axis[r0:r1], grid.axis[c0:c1], log_post[r0:r1, c0:c1], log_post
+
+
+def decoder_pixels(params, z, config):
+    """What the decoder predicts for each pixel at ``z`` (shape (n, 2)): the Bernoulli
+    probabilities ``sigmoid(logits)``, or the Gaussian means. Shape (n, n_pixels)."""
+    out = decode(params, z, config)
+    return sigmoid(out) if config.likelihood == "bernoulli" else out
+
+
+def digit_panels(params, x, config, posteriors, gaps, indices):
+    """Everything the view draws for each chosen image, computed once.
+
+    Parameters
+    ----------
+    params : dict of str -> ndarray
+    x : ndarray, shape (n, n_pixels)
+        The images ``posteriors`` and ``gaps`` were computed for.
+    config : VAEConfig
+    posteriors : GridPosteriors
+    gaps : InferenceGaps
+    indices : sequence of int
+        Rows of ``x`` to show.
+
+    Returns
+    -------
+    list of dict, one per index: ``"contours"`` (list of (k, 2) polylines, one per
+    :data:`CONTOUR_MASSES`), ``"ellipses"`` (name -> list of (121, 2) curves, one per
+    :data:`ELLIPSE_RADII`), ``"limits"`` ((z1_low, z1_high), (z2_low, z2_high)), ``"image"``,
+    ``"decoded_encoder"``, ``"decoded_best"`` (each shape (n_pixels,), :func:`decoder_pixels` at the
+    encoder's mean and at the best full Gaussian's mean), ``"numbers"`` (dict of floats, nats).
+    """
+    panels = []
+    for n in indices:
+        axis1, axis2, block, log_post = _crop(posteriors, n)
+        levels = density_levels(log_post)  # masses from the whole grid
+        contours = [contour_lines(axis1, axis2, block, level) for level in levels]
+        qs = {"encoder": gaps.encoder_q[n], "diagonal": gaps.best_q["diagonal"][n].q,
+              "full": gaps.best_q["full"][n].q}
+        ellipses = {name: [ellipse_points(q, r) for r in ELLIPSE_RADII] for name, q in qs.items()}
+        points = np.vstack([*contours, *[e[-1] for e in ellipses.values()]])  # the outer ellipses
+        limits = _square_limits(points)
+        means = np.stack([qs["encoder"].mean, qs["full"].mean]).astype(next(iter(params.values())).dtype)
+        decoded = decoder_pixels(params, means, config)
+        numbers = {
+            "log_px": gaps.log_px[n],
+            "elbo_encoder": gaps.elbo_encoder[n],
+            "elbo_diagonal": gaps.elbo_best["diagonal"][n],
+            "elbo_full": gaps.elbo_best["full"][n],
+            "approximation_diagonal": gaps.approximation_gap("diagonal")[n],
+            "amortisation_diagonal": gaps.amortisation_gap("diagonal")[n],
+            "approximation_full": gaps.approximation_gap("full")[n],
+            "amortisation_full": gaps.amortisation_gap("full")[n],
+        }
+        panels.append({"contours": contours, "ellipses": ellipses, "limits": limits,
+                       "image": np.asarray(x[n], float), "decoded_encoder": decoded[0],
+                       "decoded_best": decoded[1], "numbers": {k: float(v) for k, v in numbers.items()}})
+    return panels
+
+
+def _square_limits(points, pad=0.12):
+    """Equal-length axis ranges around ``points`` (NaNs ignored), padded by ``pad`` of the span."""
+    low, high = np.nanmin(points, axis=0), np.nanmax(points, axis=0)
+    centre, half = (low + high) / 2, (1 + 2 * pad) * np.max(high - low) / 2
+    return tuple((c - half, c + half) for c in centre)
+
+
+def readout(numbers, title=""):
+    """The numbers of one panel as text, in nats."""
+    n = numbers
+    return "\n".join([
+        title,
+        f"log p(x)  (quadrature)         {n['log_px']:9.2f}",
+        f"ELBO, encoder's q(z|x)         {n['elbo_encoder']:9.2f}",
+        f"ELBO, best diagonal Gaussian   {n['elbo_diagonal']:9.2f}",
+        f"ELBO, best full Gaussian       {n['elbo_full']:9.2f}",
+        "gaps (nats)        diagonal      full",
+        f"  approximation    {n['approximation_diagonal']:8.3f}  {n['approximation_full']:8.3f}",
+        f"  amortisation     {n['amortisation_diagonal']:8.3f}  {n['amortisation_full']:8.3f}",
+    ])
+
+
+def make_posterior_view(params, x, config, posteriors, gaps, indices, names=None, image_shape=(28, 28)):
+    """A slider over chosen images: true posterior, three Gaussians, the digit and the numbers.
+
+    Parameters
+    ----------
+    params, x, config, posteriors, gaps, indices
+        As for :func:`digit_panels`.
+    names : sequence of str, optional
+        A title for each index (e.g. ``"test image 3, a 0"``).
+    image_shape : tuple (h, w)
+
+    Returns
+    -------
+    SliderView
+        Slider ``digit``: its value ``k`` shows image ``indices[k]`` and is labelled with that index.
+        Artists on ``view.fig.axes[0]`` (the latent plane): ``lines[0:3]`` the posterior contours
+        (one per :data:`CONTOUR_MASSES`), then for each of :data:`GAUSSIANS` in order two lines, its
+        ellipses at :data:`ELLIPSE_RADII` (``lines[3:5]`` encoder, ``lines[5:7]`` diagonal, ``lines[7:9]`` full).
+        ``fig.axes[1..3].images[0]``: the digit, decoded at the encoder's mean, decoded at the
+        best full Gaussian's mean. ``fig.axes[4].texts[0]``: the numbers (:func:`readout`).
+    """
+    panels = digit_panels(params, x, config, posteriors, gaps, indices)
+    names = list(names) if names is not None else [f"image {i}" for i in indices]
+
+    fig = plt.figure(figsize=(11, 5.2), dpi=100)
+    ax_z = fig.add_axes((0.07, 0.30, 0.32, 0.58))
+    contour_artists = [ax_z.plot([], [], color="k", lw=lw)[0] for lw in (1.6, 1.1, 0.7)]
+    contour_artists[0].set_label("true posterior p(z|x): 50, 90, 99 % contours")
+    ellipse_artists = {}
+    for name, (label, colour) in GAUSSIANS.items():
+        ellipse_artists[name] = [ax_z.plot([], [], color=colour, lw=1.8, ls=ls, label=label if r == 1 else None)[0]
+                                 for r, ls in zip(ELLIPSE_RADII, ("-", "--"))]
+    ax_z.set(xlabel="$z_1$", ylabel="$z_2$")
+    ax_z.set_aspect("equal", adjustable="box")
+    ax_z.legend(loc="upper left", bbox_to_anchor=(-0.12, -0.11), fontsize=9, frameon=False)
+    title = ax_z.set_title("", fontsize=10)
+
+    captions = ("the digit x", "decoded at the\nencoder's mean", "decoded at the best\nfull Gaussian's mean")
+    image_artists = []
+    for j, caption in enumerate(captions):
+        ax = fig.add_axes((0.45 + 0.18 * j, 0.50, 0.16, 0.36))
+        image_artists.append(ax.imshow(np.zeros(image_shape), cmap="gray_r", vmin=0.0, vmax=1.0,
+                                       interpolation="nearest"))
+        ax.set_title(caption, fontsize=9)
+        ax.set_axis_off()
+    ax_text = fig.add_axes((0.45, 0.02, 0.54, 0.40))
+    ax_text.set_axis_off()
+    text = ax_text.text(0.0, 1.0, "", va="top", ha="left", family="monospace", fontsize=10)
+
+    def update(digit):
+        panel = panels[digit]
+        for artist, line in zip(contour_artists, panel["contours"]):
+            artist.set_data(line[:, 0], line[:, 1])
+        for name, artists in ellipse_artists.items():
+            for artist, curve in zip(artists, panel["ellipses"][name]):
+                artist.set_data(curve[:, 0], curve[:, 1])
+        (x0, x1), (y0, y1) = panel["limits"]
+        ax_z.set_xlim(x0, x1)
+        ax_z.set_ylim(y0, y1)
+        title.set_text(f"latent plane, {names[digit]}\nellipses at 1 (solid) and 2 (dashed) standard deviations")
+        for artist, key in zip(image_artists, ("image", "decoded_encoder", "decoded_best")):
+            artist.set_data(panel[key].reshape(image_shape))
+        words = readout(panel["numbers"], names[digit])
+        text.set_text(words)
+        return words
+
+    slider = widgets.SelectionSlider(options=[(str(n), k) for k, n in enumerate(indices)], value=0,
+                                     description="image")
+    return SliderView(fig, {"digit": slider}, update)
