@@ -7,6 +7,7 @@ import matplotlib
 matplotlib.use("Agg")
 
 import numpy as np
+from matplotlib.text import Text
 import pytest
 
 from vaelib.teaching.views.gradient_estimators import (
@@ -102,3 +103,13 @@ def test_step_outline_and_edges_by_hand():
     np.testing.assert_allclose(y, [0, 0.25, 0.25, 0.5, 0.5, 0])  # 1/4 and 2/4 of all values per unit width
     e = shared_bin_edges(np.array([1.0, 2.0]), np.array([3.0]), exact=10.0, n_bins=4, coverage=1.0)
     np.testing.assert_allclose(e, [1.0, 3.25, 5.5, 7.75, 10.0])
+
+
+def test_figure_is_readable(view):
+    """At least 9 inches wide at 100 dpi; every piece of text at least 9 pt."""
+    width, _ = view.fig.get_size_inches()
+    assert width >= 9 and view.fig.dpi >= 100
+    view.fig.canvas.draw()
+    texts = [t for t in view.fig.findobj(Text) if t.get_visible() and t.get_text()]  # titles, labels, ticks
+    assert len(texts) > 8
+    assert min(t.get_fontsize() for t in texts) >= 9

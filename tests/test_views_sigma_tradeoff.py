@@ -4,6 +4,7 @@ import re
 from types import SimpleNamespace
 
 import numpy as np
+from matplotlib.text import Text
 import pytest
 from scipy.stats import norm
 
@@ -149,3 +150,51 @@ def test_updates_in_place(view):
     view.sliders["sigma"].value = 2.0
     assert (list(ax_img.images), list(ax_kl.lines), list(ax_rec.lines)) == artists
     assert not np.array_equal(np.array(ax_img.images[0].get_array()), image_before)
+
+
+def test_every_point_is_inside_its_axes(view, table):
+    """Both curves, negative and huge values alike, lie within the plotted area (no point off the axis)."""
+    _, ax_kl, ax_rec = view.fig.axes
+    for ax, values in ((ax_kl, table["kl"]), (ax_rec, table["reconstruction"])):
+        lo, hi = ax.get_ylim()
+        assert np.all((lo < values) & (values < hi))
+    assert ax_rec.get_ylim()[0] < 0 < ax_rec.get_ylim()[1]  # the zero line is in view
+    assert ax_rec.get_yscale() == "symlog"
+
+
+def test_symlog_axis_shows_small_negative_next_to_huge_values():
+    """The case of notebook 03: -log p(x|z) from -242 to +3145 nats; the axis holds 0 and every value."""
+    values = np.array([3144.9, 114.4, -241.6, 81.7, 571.2, 1099.1])
+    assert sigma_tradeoff.symlog_threshold(values) == 10.0  # a power of 10 at or below min |value| = 81.7
+    lo, hi = sigma_tradeoff.padded_symlog_limits(values)
+    assert lo == pytest.approx(-241.6 * 3) and hi == pytest.approx(3144.9 * 3)
+    lo, hi = sigma_tradeoff.padded_symlog_limits(np.array([5.0, 20.0]))  # all positive: 0 stays in view
+    assert lo == -1.0 and hi == pytest.approx(60.0)
+
+
+def test_figure_is_readable(view):
+    """At least 9 inches wide at 100 dpi; every piece of text at least 9 pt."""
+    width, _ = view.fig.get_size_inches()
+    assert width >= 9 and view.fig.dpi >= 100
+    view.fig.canvas.draw()
+    texts = [t for t in view.fig.findobj(Text) if t.get_visible() and t.get_text()]  # titles, labels, ticks
+    assert len(texts) > 10
+    assert min(t.get_fontsize() for t in texts) >= 9
+
+
+def test_sweep_trains_on_the_given_blas_threads(data, monkeypatch):
+    """One BLAS thread unless told otherwise (the same numbers on every run); ``threads`` reaches fit."""
+    seen = []
+    real_fit = sigma_tradeoff.fit
+
+    def recording_fit(*args, **kwargs):
+        seen.append(kwargs["threads"])
+        return real_fit(*args, **kwargs)
+
+    monkeypatch.setattr(sigma_tradeoff, "fit", recording_fit)
+    tiny_sweep(data)
+    assert seen == [1] * len(SIGMAS)
+    seen.clear()
+    sigma_tradeoff.train_sigma_sweep(data, SIGMAS[:1], hidden=(8,), n_latent=2, epochs=1, batch_size=16,
+                                     threads=2)
+    assert seen == [2]

@@ -13,8 +13,10 @@ large ``sigma`` makes information in ``z`` dear, and the KL falls towards 0
 (posterior collapse) while the reconstructions blur towards the mean image.
 
 The slider picks a ``sigma``; the view shows test images above that model's
-reconstructions, and the KL and the reconstruction term of every model against
-``sigma``, with a marker at the chosen one.
+reconstructions and, below them in two panels, the KL and the reconstruction
+term of every model against ``sigma``, with a marker at the chosen one. The
+reconstruction term spans thousands of nats on both sides of 0, so its axis
+is symlog: linear near 0, logarithmic beyond, and every point stays in view.
 
 Every number is in nats per image (summed over pixels or latent dimensions,
 averaged over the test images), except the squared error, which is in squared
@@ -27,6 +29,8 @@ from dataclasses import replace
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.layout_engine import TightLayoutEngine
+from matplotlib.ticker import FuncFormatter
+from threadpoolctl import threadpool_limits
 
 from vaelib.core.vae import VAEConfig, decode, encode, negative_elbo_forward
 from vaelib.machinery.train import fit
@@ -76,7 +80,7 @@ def reconstruct(params, x, config):
 
 
 def train_sigma_sweep(data, sigmas=DEFAULT_SIGMAS, *, hidden=(128,), n_latent=10, epochs=8, lr=3e-3,
-                      batch_size=100, seed=0, n_images=6):
+                      batch_size=100, seed=0, n_images=6, threads=1):
     """Train one Gaussian VAE per fixed ``sigma`` and measure it on the test images.
 
     Parameters
@@ -92,6 +96,11 @@ def train_sigma_sweep(data, sigmas=DEFAULT_SIGMAS, *, hidden=(128,), n_latent=10
         batches and noise.
     n_images : int
         How many test images (the first ones) to reconstruct for display.
+    threads : int
+        BLAS threads for training and for the measurements. One (the default)
+        gives the same numbers on every run on one machine; another BLAS
+        kernel (another CPU) sums in another order, and the numbers move a
+        little (``benchmarks/README.md``).
 
     Returns
     -------
@@ -119,9 +128,10 @@ def train_sigma_sweep(data, sigmas=DEFAULT_SIGMAS, *, hidden=(128,), n_latent=10
         config = replace(base, sigma=float(sigma))
         start = time.perf_counter()
         trainer = fit(config, data.train, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed,
-                      progress=False, log=lambda line: None)
+                      progress=False, log=lambda line: None, threads=threads)
         table["seconds"].append(time.perf_counter() - start)
-        terms = gaussian_vae_terms(trainer.params, x_test, eps, config)
+        with threadpool_limits(threads, user_api="blas"):
+            terms = gaussian_vae_terms(trainer.params, x_test, eps, config)
         for k in ("kl", "squared_error", "reconstruction", "elbo"):
             table[k].append(float(terms[k].mean()))
         table["reconstructions"].append(reconstruct(trainer.params, x_test[:n_images], config))
@@ -171,6 +181,30 @@ def readout(table, i):
     )
 
 
+def symlog_threshold(values):
+    """The linear half-width of a symlog axis for ``values``: a power of 10 at or below the smallest ``|value|``.
+
+    Below it the axis is linear (so 0 and small values of either sign show);
+    above it, logarithmic (so values thousands of times larger fit too).
+    """
+    smallest = np.min(np.abs(np.asarray(values, dtype=float)))
+    return 10.0 ** np.floor(np.log10(smallest)) if smallest > 0 else 1.0
+
+
+def padded_symlog_limits(values, pad=3.0):
+    """Axis limits holding ``values`` and 0, widened by the factor ``pad`` on each side of 0.
+
+    Returns
+    -------
+    lo, hi : float
+        ``lo <= min(values, 0)`` and ``hi >= max(values, 0)``, with room for a marker.
+    """
+    values = np.asarray(values, dtype=float)
+    unit = symlog_threshold(values)
+    lo, hi = min(values.min(), 0.0), max(values.max(), 0.0)
+    return (lo * pad if lo < 0 else -unit), (hi * pad if hi > 0 else unit)
+
+
 def make_sigma_tradeoff_view(table, sigma=None):
     """A sigma slider over a :func:`train_sigma_sweep` table.
 
@@ -187,30 +221,38 @@ def make_sigma_tradeoff_view(table, sigma=None):
         :func:`image_mosaic` (test images on top, reconstructions below);
         ``fig.axes[1].lines[0]`` KL against sigma, ``lines[1]`` the marker on it;
         ``fig.axes[2].lines[0]`` the reconstruction term ``-log p(x|z)`` against
-        sigma, ``lines[1]`` the marker on it.
+        sigma (symlog axis), ``lines[1]`` the marker on it.
     """
     sigmas = table["sigma"]
     mosaics = [image_mosaic(table["originals"], r, table["image_shape"]) for r in table["reconstructions"]]
-    fig, (ax_img, ax_kl) = plt.subplots(1, 2, figsize=(8, 3), dpi=80, width_ratios=[1.3, 1])
+    fig = plt.figure(figsize=(10, 6.4), dpi=100)
+    grid = fig.add_gridspec(2, 2, height_ratios=[1.0, 1.15])
+    ax_img = fig.add_subplot(grid[0, :])
     image = ax_img.imshow(mosaics[0], cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
     ax_img.set_axis_off()
-    title = ax_img.set_title("", fontsize=9)
+    title = ax_img.set_title(f"top: test images; bottom: reconstructions, sigma = {sigmas[0]:g}", fontsize=11)
 
-    ax_kl.plot(sigmas, table["kl"], "o-", color="C0")
-    (kl_marker,) = ax_kl.plot([], [], "s", color="C0", markersize=10, fillstyle="none", markeredgewidth=2)
-    ax_kl.set_xscale("log")
-    ax_kl.set_xticks(sigmas, [f"{s:g}" for s in sigmas], fontsize=8)
-    ax_kl.minorticks_off()
-    ax_kl.set_xlabel("decoder sigma (pixel units, log scale)")
-    ax_kl.set_ylabel("KL (nats)", color="C0")
-    ax_rec = ax_kl.twinx()
-    ax_rec.plot(sigmas, table["reconstruction"], "o-", color="C3")
-    (rec_marker,) = ax_rec.plot([], [], "s", color="C3", markersize=10, fillstyle="none", markeredgewidth=2)
-    ax_rec.axhline(0.0, color="0.6", lw=0.8, ls=":")
-    ax_rec.set_ylabel("-log p(x|z) (nats)", color="C3")
-    ax_kl.locator_params(axis="y", nbins=5)
-    ax_rec.locator_params(axis="y", nbins=5)
-    ax_kl.set_title("every model: KL (blue), -log p(x|z) (red)", fontsize=9)
+    ax_kl, ax_rec = fig.add_subplot(grid[1, 0]), fig.add_subplot(grid[1, 1])
+    curves = [(ax_kl, table["kl"], "C0", "KL(q(z|x) || p(z)) (nats)", "KL term, every model"),
+              (ax_rec, table["reconstruction"], "C3", "-log p(x|z) (nats, symlog)",
+               "reconstruction term, every model")]
+    markers = []
+    for ax, values, color, ylabel, name in curves:
+        ax.plot(sigmas, values, "o-", color=color)
+        (marker,) = ax.plot([], [], "s", color=color, markersize=12, fillstyle="none", markeredgewidth=2)
+        markers.append(marker)
+        ax.set_xscale("log")
+        ax.set_xticks(sigmas, [f"{s:g}" for s in sigmas])
+        ax.minorticks_off()
+        ax.set_xlabel("decoder sigma (pixel units, log scale)")
+        ax.set_ylabel(ylabel, color=color)
+        ax.set_title(name, fontsize=11)
+        ax.grid(True, color="0.9")
+    kl_marker, rec_marker = markers
+    ax_rec.axhline(0.0, color="0.4", lw=1.0, ls=":")
+    ax_rec.set_yscale("symlog", linthresh=symlog_threshold(table["reconstruction"]), linscale=0.5)
+    ax_rec.set_ylim(*padded_symlog_limits(table["reconstruction"]))
+    ax_rec.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))  # 1000, not 10^3
     # lay out once; fig.tight_layout() would leave an engine that re-lays out at every savefig
     TightLayoutEngine().execute(fig)
 
