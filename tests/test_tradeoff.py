@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import integrate
-from scipy.special import expit
+from scipy.special import entr, expit, softmax
 from scipy.stats import bernoulli, norm
 
 from vaelib.core.gaussian import kl_std_normal, log_normal
@@ -117,6 +117,21 @@ def test_split_adds_up_and_matches_quadrature(rng):
     assert 0 < split["mutual_information"] < split["log_n"]
     quad = tradeoff.marginal_kl_by_quadrature(mu[:, 0], log_var[:, 0], np.linspace(-8, 8, 8001))
     assert abs(split["marginal_kl"] - quad) < 4 * split["marginal_kl_se"]
+
+
+def test_mutual_information_matches_the_index_posterior(rng):
+    """3-D, overlapping encodings: I_q = log N - E_q(z) H(q(n|z)), a second estimator, with scipy's densities."""
+    n, n_draws = 30, 400
+    mu = rng.normal(0.0, 0.8, size=(n, 3))
+    log_var = rng.uniform(np.log(0.2**2), np.log(0.7**2), size=(n, 3))
+    split = tradeoff.aggregate_kl_split(mu, log_var, n_draws, rng)
+    std = np.exp(0.5 * log_var)
+    z = (mu + std * rng.standard_normal((n_draws, n, 3))).reshape(-1, 3)
+    index_posterior = softmax(norm.logpdf(z[:, None], mu, std).sum(axis=-1), axis=1)   # q(n|z), (n_draws * n, n)
+    h = entr(index_posterior).sum(axis=1).reshape(n_draws, n)
+    info, se = np.log(n) - h.mean(), np.sqrt(h.var(axis=0, ddof=1).sum() / n_draws) / n
+    assert 0.5 < info < np.log(n) - 0.5                                      # neither end: z tells x only in part
+    assert abs(split["mutual_information"] - info) < 4 * np.hypot(split["mutual_information_se"], se)
 
 
 def test_split_needs_two_draws(rng):

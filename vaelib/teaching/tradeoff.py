@@ -14,11 +14,11 @@ For every model and image, in nats (summed over pixels or latent dimensions)::
     rate        R(x) = KL(q(z|x) || p(z))             closed form, no noise
     distortion  D(x) = -E_q(z|x)[log p(x|z)]          Monte Carlo over S draws z ~ q(z|x)
 
-A model trained with weight ``beta`` minimises the mean of ``D + beta * R`` over its
-training images. With a Gaussian decoder of fixed ``sigma``,
-``D = |x - m(z)|^2 / (2 sigma^2) + const``, so it minimises, up to the factor
-``1 / sigma^2`` and a constant, ``|x - m|^2 / 2 + sigma^2 * R``: its plane is
-(rate, half the squared error) and its weight ``sigma^2`` (notebook 03).
+A model trained with weight ``beta`` is trained to minimise the mean of ``D + beta * R``
+over its training images (each step with one draw ``z ~ q(z|x)``). With a Gaussian
+decoder of fixed ``sigma``, ``D = |x - m(z)|^2 / (2 sigma^2) + const``, so it minimises,
+up to the factor ``1 / sigma^2`` and a constant, ``|x - m|^2 / 2 + sigma^2 * R``: its
+plane is (rate, half the squared error) and its weight ``sigma^2`` (notebook 03).
 
 Where the rate goes (Hoffman & Johnson, "ELBO surgery", 2016). For ``N`` images with
 encodings ``q(z|x_n)`` and their average, the aggregate posterior

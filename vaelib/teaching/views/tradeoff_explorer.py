@@ -9,8 +9,9 @@ the view shows
   side, every model of the sweep on the training images (filled, joined) and on the
   test images (open); the chosen model ringed; and the line of constant loss
   ``D + w R`` through its training point, ``w`` the weight the model was trained
-  with. A model trained with weight ``w`` minimises ``D + w R`` on its training
-  images, so no other model of the sweep lies below that line;
+  with. A model trained with weight ``w`` is trained to minimise ``D + w R`` on its
+  training images, so, up to training noise, no other model of the sweep lies below
+  that line (notebook 08 measures that noise and checks it);
 - the KL of each latent dimension (test images), largest first, active units
   (:func:`vaelib.core.evaluate.active_units`) in colour, the others grey;
 - test digits, the model's reconstructions and its samples (decoder means).
