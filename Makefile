@@ -12,7 +12,7 @@ LAB_FLAGS := $(if $(filter 0,$(shell id -u)),--allow-root,)
 VAELIB_DATA ?= $(if $(wildcard ../shared/data/binarized_mnist.npz),$(abspath ../shared/data),)
 export VAELIB_DATA
 
-.PHONY: install lab test test-browser bench clean
+.PHONY: install lab test test-browser bench clean site app
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,9 +22,13 @@ $(VENV)/.lab-installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e ".[lab]"
 	touch $@
 
+$(VENV)/.site-installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[site]"
+	touch $@
+
 $(VENV)/.dev-installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
-	touch $@ $(VENV)/.lab-installed
+	touch $@ $(VENV)/.lab-installed $(VENV)/.site-installed
 
 install: $(VENV)/.dev-installed
 
@@ -36,6 +40,16 @@ test: $(VENV)/.dev-installed
 
 test-browser: $(VENV)/.dev-installed
 	$(BIN)/python -m pytest -m browser tests/test_browser_sliders.py
+
+# The static site of the executed notebooks (their stored outputs; nothing is run): build/site/index.html
+site: $(VENV)/.site-installed
+	$(BIN)/python tools/build_site.py --out build/site
+
+# The trade-off explorer (the sliders of notebooks 08 and 09) with Voila, on http://127.0.0.1:$(APP_PORT)
+APP_PORT ?= 8866
+app: $(VENV)/.site-installed
+	$(BIN)/voila app/explorer.ipynb --Voila.ip=127.0.0.1 --port=$(APP_PORT) --preheat_kernel=True \
+		--show_tracebacks=True --theme=light
 
 bench: $(VENV)/.dev-installed
 	$(BIN)/python benchmarks/bench_epoch.py

@@ -10,13 +10,45 @@ on a code host. (Rendering ourselves, without the inline backend's
 ``bbox_inches="tight"``, draws the figure once per update instead of
 twice.) Tests drive a view without any display: set a slider's ``value``
 and read the artists and ``readout``.
+
+A view whose sliders are all ``SelectionSlider`` s or ``IntSlider`` s has
+a finite set of settings. For those, :meth:`SliderView.frames` renders every
+setting (a compressed PNG and the readout) and :meth:`SliderView.static_html`
+turns them into a small HTML/JavaScript player with the same sliders, which
+needs no kernel and loads nothing from the network. :meth:`SliderView.show`
+puts that player in the ``text/html`` entry of the sliders' output, beside
+the live widget: JupyterLab shows the widget, and a static page built from
+the executed notebook (``make site``) shows the player. A view with a
+continuous slider gets a note instead, saying that it moves only with a
+running kernel (``make lab``).
 """
 
+import base64
+import hashlib
+import html
 import io
+import itertools
+import json
+import os
 import time
+from typing import NamedTuple
 
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
+
+#: A view with more settings than this is not precomputed (its page says it needs a kernel).
+MAX_STATIC_FRAMES = 256
+#: Colours in the palette of a precomputed frame (an indexed PNG is 2-4x smaller than RGBA).
+FRAME_COLOURS = 64
+#: Resolution of a precomputed frame: 72 dpi keeps a 10-inch figure 720 pixels wide, legible, and its
+#: PNG about 40 % smaller than at the notebook's 100 dpi (the frames of a notebook are its largest part).
+FRAME_DPI = 72
+#: ``metadata["vaelib"]["role"]`` of the two outputs :meth:`SliderView.show` makes.
+CONTROLS_ROLE, FIGURE_ROLE = "slider-view-controls", "slider-view-figure"
+#: The readout's text block: fixed-width, so that its columns line up in JupyterLab and in Voila.
+_READOUT_STYLE = "font-family: monospace; line-height: 1.3; margin: 0.2em 0; white-space: pre"
+#: Environment variable: "1" always precomputes frames in :meth:`SliderView.show`, "0" never.
+STATIC_FRAMES_ENV = "VAELIB_STATIC_FRAMES"
 
 
 def value_slider(description, values, value=None):
@@ -39,6 +71,48 @@ def value_slider(description, values, value=None):
         value=float(values[0] if value is None else value),
         description=description,
     )
+
+
+class Frame(NamedTuple):
+    """One precomputed setting of a view."""
+
+    values: dict  # {slider name: value}
+    png: bytes  # the figure, an indexed-colour PNG
+    readout: str
+
+
+def compressed_png(fig, colours=FRAME_COLOURS, dpi=FRAME_DPI):
+    """``fig`` as PNG bytes at ``dpi``, with a palette of at most ``colours`` colours (no dithering).
+
+    Plots drawn with a few colours and anti-aliased edges lose nothing visible;
+    grey-level images keep up to ``colours`` levels. The octree quantiser keeps
+    small areas of a distinct colour (a thin blue or orange line), which the
+    median cut merges into grey.
+    """
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    image = Image.open(buffer).convert("RGB")
+    indexed = image.quantize(colors=colours, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE)
+    out = io.BytesIO()
+    indexed.save(out, format="PNG", optimize=True)
+    return out.getvalue()
+
+
+def static_frames_default():
+    """Whether :meth:`SliderView.show` precomputes frames when not told.
+
+    ``$VAELIB_STATIC_FRAMES`` decides when set ("1" or "0"). Otherwise yes,
+    except in a kernel of a notebook opened in JupyterLab (its server sets
+    ``JPY_SESSION_NAME``), where the live widget is there to be moved and a
+    learner should not wait for frames; ``jupyter nbconvert --execute``, which
+    makes the committed notebooks, does precompute them.
+    """
+    setting = os.environ.get(STATIC_FRAMES_ENV)
+    if setting in ("0", "1"):
+        return setting == "1"
+    return "JPY_SESSION_NAME" not in os.environ
 
 
 class SliderView:
@@ -67,7 +141,7 @@ class SliderView:
         self.fig, self.sliders, self._update = fig, dict(sliders), update
         self.readout = ""
         self.last_update_seconds = self.last_render_seconds = float("nan")
-        self._handle = None
+        self._handle = self._image = None
         self._label = widgets.HTML()
         for slider in self.sliders.values():
             slider.observe(self._on_change, names="value")
@@ -84,9 +158,11 @@ class SliderView:
         start = time.perf_counter()
         self.readout = self._update(**self.values)
         self.last_update_seconds = time.perf_counter() - start
-        self._label.value = f"<pre>{self.readout}</pre>"
+        self._label.value = f'<pre style="{_READOUT_STYLE}">{html.escape(self.readout)}</pre>'
         if self._handle is not None:
-            self._handle.update(self.png())
+            self._handle.update(self.png(), metadata=_role(FIGURE_ROLE))
+        if self._image is not None:
+            self._image.value = self.png().data
         return self.readout
 
     def png(self):
@@ -102,9 +178,225 @@ class SliderView:
     def _on_change(self, _change):
         self.refresh()
 
-    def show(self):
-        """Display sliders, readout and figure in a notebook."""
+    # ------------------------------------------------------------ a finite set of settings
+    def options(self):
+        """Each slider's settings, ``{name: [(label, value), ...]}``, or None if a slider is continuous.
+
+        A ``SelectionSlider`` has its options; an ``IntSlider`` the integers from
+        ``min`` to ``max`` in steps of ``step``; any other slider (a ``FloatSlider``)
+        is continuous.
+        """
+        choices = {name: _choices(s) for name, s in self.sliders.items()}
+        return None if any(c is None for c in choices.values()) else choices
+
+    @property
+    def n_settings(self):
+        """How many settings the sliders can take together (None if a slider is continuous)."""
+        options = self.options()
+        if options is None:
+            return None
+        count = 1
+        for choices in options.values():
+            count *= len(choices)
+        return count
+
+    @property
+    def precomputable(self):
+        """True when every setting can be rendered ahead: finitely many, at most :data:`MAX_STATIC_FRAMES`."""
+        n = self.n_settings
+        return n is not None and n <= MAX_STATIC_FRAMES
+
+    def settings(self):
+        """Every setting, ``[{name: value}, ...]``, the first slider varying slowest (None if continuous)."""
+        options = self.options()
+        if options is None:
+            return None
+        names = list(options)
+        return [dict(zip(names, combo)) for combo in itertools.product(*([v for _, v in options[n]] for n in names))]
+
+    def readout_at(self, **values):
+        """The readout ``update`` gives for ``values`` (all sliders named); the view is left as it was."""
+        try:
+            return self._update(**values)
+        finally:
+            self._update(**self.values)
+
+    def frames(self):
+        """Render every setting: a list of :class:`Frame`, in the order of :meth:`settings`.
+
+        The sliders do not move and the displayed figure is not touched; the
+        artists are put back to the sliders' values afterwards.
+
+        Raises
+        ------
+        ValueError
+            If the view is not :attr:`precomputable`.
+        """
+        if not self.precomputable:
+            raise ValueError(f"{self.n_settings or 'continuous'} settings: only a view of SelectionSliders or "
+                             f"IntSliders with at most {MAX_STATIC_FRAMES} settings is precomputed")
+        frames = []
+        try:
+            for values in self.settings():
+                readout = self._update(**values)
+                frames.append(Frame(values, compressed_png(self.fig), readout))
+        finally:
+            self._update(**self.values)
+        return frames
+
+    def static_html(self, frames=None):
+        """HTML for a page without a kernel: a player over ``frames``, or a note that a kernel is needed.
+
+        Parameters
+        ----------
+        frames : list of Frame, optional
+            From :meth:`frames`. Without them the HTML says that the figure moves
+            only in a running notebook and shows the current readout.
+
+        Returns
+        -------
+        str
+            Self-contained: images as ``data:`` URIs, plain JavaScript, nothing loaded from elsewhere.
+        """
+        if not frames:
+            return _kernel_note(self)
+        options = self.options()
+        names = list(options)
+        current = tuple(_index(self.sliders[n]) for n in names)
+        index = 0
+        for name, i in zip(names, current):
+            index = index * len(options[name]) + i
+        data = {
+            "labels": [[label for label, _ in options[n]] for n in names],
+            "frames": [[base64.b64encode(f.png).decode("ascii"), f.readout] for f in frames],
+        }
+        payload = json.dumps(data, separators=(",", ":")).replace("<", "\\u003c")
+        view_id = "vaelib-view-" + hashlib.sha256(payload.encode()).hexdigest()[:12]
+        rows = "".join(
+            f'<label class="vaelib-static-slider"><span>{html.escape(self.sliders[n].description or n)}</span>'
+            f'<input class="vaelib-static-input" type="range" min="0" max="{len(options[n]) - 1}" step="1" '
+            f'value="{i}" data-name="{html.escape(n)}" aria-label="{html.escape(self.sliders[n].description or n)}" '
+            f'aria-valuetext="{html.escape(options[n][i][0])}">'
+            f'<output class="vaelib-static-value">{html.escape(options[n][i][0])}</output></label>'
+            for n, i in zip(names, current)
+        )
+        return (
+            f'<div class="vaelib-static-view" id="{view_id}" data-vaelib-frames="{len(frames)}">'
+            f"<style>{_PLAYER_CSS}</style>"
+            f'<div class="vaelib-static-controls">{rows}</div>'
+            f'<pre class="vaelib-static-readout">{html.escape(frames[index].readout)}</pre>'
+            f'<img class="vaelib-static-figure" alt="the figure at the setting chosen above" '
+            f'src="data:image/png;base64,{data["frames"][index][0]}">'
+            f'<p class="vaelib-static-note">All {len(frames)} settings were computed in advance: move the '
+            f"sliders to see each one. In a running notebook (<code>make lab</code>) the same sliders "
+            f"recompute the figure.</p>"
+            f'<script type="application/json" class="vaelib-static-data">{payload}</script>'
+            f"<script>{_PLAYER_JS % json.dumps(view_id)}</script>"
+            f"</div>"
+        )
+
+    # ------------------------------------------------------------ in a notebook
+    def show(self, static=None, image_widget=False):
+        """Display sliders, readout and figure in a notebook.
+
+        Two outputs: the sliders with the readout (a widget; its ``text/html``
+        entry holds :meth:`static_html`), then the figure, which every slider
+        move redraws in place. Their ``metadata["vaelib"]`` names their role
+        (:data:`CONTROLS_ROLE`, :data:`FIGURE_ROLE`) and, for the sliders, the
+        number of settings and of precomputed frames, for ``tools/build_site.py``.
+
+        Parameters
+        ----------
+        static : bool, optional
+            Precompute every frame for the static player (only if
+            :attr:`precomputable`). Default: :func:`static_frames_default`.
+        image_widget : bool
+            Show the figure in an ``ipywidgets.Image`` under the readout, in the
+            same output, instead of an output of its own. For Voila, which does
+            not apply display updates outside widgets (voila-dashboards/voila#498);
+            a saved notebook then holds no picture of the figure.
+        """
         from IPython.display import display
 
-        display(widgets.VBox([*self.sliders.values(), self._label]))
-        self._handle = display(self.png(), display_id=True)
+        if static is None:
+            static = static_frames_default()
+        frames = self.frames() if static and self.precomputable else []
+        children = [*self.sliders.values(), self._label]
+        if image_widget:
+            self._image = widgets.Image(value=self.png().data, format="png")
+            children.append(self._image)
+        controls = widgets.VBox(children)
+        controls.add_class("vaelib-slider-view")
+        bundle = controls._repr_mimebundle_()
+        bundle["text/html"] = self.static_html(frames)
+        meta = _role(CONTROLS_ROLE, settings=self.n_settings, frames=len(frames))
+        display(bundle, raw=True, metadata=meta)
+        if not image_widget:
+            self._handle = display(self.png(), display_id=True, metadata=_role(FIGURE_ROLE))
+
+
+def _choices(slider):
+    if isinstance(slider, widgets.SelectionSlider):
+        return list(zip(slider._options_labels, slider._options_values))
+    if isinstance(slider, widgets.IntSlider):
+        return [(str(v), v) for v in range(slider.min, slider.max + 1, slider.step)]
+    return None
+
+
+def _index(slider):
+    if isinstance(slider, widgets.SelectionSlider):
+        return slider.index
+    return (slider.value - slider.min) // slider.step
+
+
+def _role(role, **extra):
+    return {"vaelib": {"role": role, **extra}}
+
+
+def _kernel_note(view):
+    names = ", ".join(s.description or n for n, s in view.sliders.items())
+    n = view.n_settings
+    why = ("its sliders are continuous" if n is None else
+           f"its {n} settings are too many to store" if n > MAX_STATIC_FRAMES else
+           "this copy of the notebook was saved without its precomputed settings")
+    return (
+        '<div class="vaelib-needs-kernel"><p><strong>This figure moves with a running Python kernel</strong> '
+        f"({why}). To move its sliders ({html.escape(names)}), start JupyterLab with <code>make lab</code> "
+        "and run this notebook. The figure below shows the starting setting.</p>"
+        f'<pre class="vaelib-static-readout">{html.escape(view.readout)}</pre></div>'
+    )
+
+
+_PLAYER_CSS = (
+    ".vaelib-static-controls{display:flex;flex-direction:column;gap:.3em;margin:.3em 0}"
+    ".vaelib-static-slider{display:flex;align-items:center;gap:.8em}"
+    ".vaelib-static-slider span{min-width:7em;text-align:right}"
+    ".vaelib-static-input{width:22em;max-width:60%}"
+    ".vaelib-static-value{min-width:4em;font-family:monospace}"
+    ".vaelib-static-figure{max-width:100%;height:auto}"
+    ".vaelib-static-note{font-size:90%;color:#555}"
+)
+
+# Plain JavaScript, run where the HTML is shown: the sliders pick a frame (first slider slowest).
+_PLAYER_JS = """(function (root) {
+  if (!root) return;
+  var data = JSON.parse(root.querySelector("script.vaelib-static-data").textContent);
+  var inputs = root.querySelectorAll("input.vaelib-static-input");
+  var values = root.querySelectorAll("output.vaelib-static-value");
+  var image = root.querySelector("img.vaelib-static-figure");
+  var readout = root.querySelector("pre.vaelib-static-readout");
+  function show() {
+    var k = 0;
+    for (var i = 0; i < inputs.length; i++) {
+      var j = parseInt(inputs[i].value, 10);
+      k = k * data.labels[i].length + j;
+      values[i].textContent = data.labels[i][j];
+      inputs[i].setAttribute("aria-valuetext", data.labels[i][j]);
+    }
+    image.src = "data:image/png;base64," + data.frames[k][0];
+    readout.textContent = data.frames[k][1];
+    root.setAttribute("data-vaelib-index", String(k));
+  }
+  for (var i = 0; i < inputs.length; i++) inputs[i].addEventListener("input", show);
+  show();
+})(document.currentScript ? document.currentScript.parentNode : document.getElementById(%s));"""

@@ -1,0 +1,86 @@
+"""Sphinx configuration of the static site of the executed notebooks (``make site``).
+
+``tools/build_site.py`` stages the sources (the notebooks, with their stored
+outputs, and a front page from the README) and runs
+``sphinx-build -c docs STAGE OUT``; this file is that ``-c`` directory's config.
+Nothing is executed and nothing is loaded from the network, at build time or
+when the site is read:
+
+- notebooks are read with their stored outputs (``nb_execution_mode = "off"``);
+- MathJax 3 is served from the site itself: the few components it needs are
+  copied from the ``sphinx-mathjax-offline`` package (PyPI) into ``_static/mathjax``;
+- no ipywidgets JavaScript: the sliders of the notebooks reach the site as
+  their ``text/html`` fallback (a player over precomputed frames, see
+  :mod:`vaelib.teaching.views.slider_view`), and ``tools/build_site.py`` removes
+  the widget views and their saved state.
+"""
+
+import importlib
+import shutil
+from pathlib import Path
+
+project = "Understanding the VAE"
+author = "vaelib"
+copyright = "vaelib authors"
+
+extensions = ["myst_nb", "sphinx.ext.mathjax"]
+exclude_patterns = ["_build", "**.ipynb_checkpoints"]
+master_doc = "index"
+
+# MyST: $...$ and $$...$$ maths, as the notebooks write it.
+myst_enable_extensions = ["dollarmath", "amsmath"]
+myst_heading_anchors = 3
+
+# MyST-NB: stored outputs only; no widget JavaScript (it would come from a CDN).
+nb_execution_mode = "off"
+nb_ipywidgets_js = {}
+nb_merge_streams = True
+
+# MathJax 3 from _static: the loader, TeX input (its extensions load on demand from
+# input/tex/extensions) and CommonHTML output with its web fonts. The combined
+# components (tex-chtml.js, ...) also bundle the accessibility menu, whose speech-rule
+# engine names CDN addresses as fallbacks: they are not copied, and the menu is off.
+mathjax_path = "mathjax/startup.js"
+mathjax3_config = {
+    "loader": {"load": ["input/tex", "output/chtml"]},
+    "options": {"enableMenu": False},
+}
+MATHJAX_PARTS = ("startup.js", "core.js", "input/tex.js", "input/tex/extensions", "output/chtml.js", "output/chtml/fonts")
+
+html_theme = "sphinx_book_theme"
+html_title = "Understanding the VAE, with every step checked"
+html_static_path = ["_static"]
+html_css_files = ["site.css"]
+html_copy_source = False
+html_show_sourcelink = False
+html_last_updated_fmt = None
+html_theme_options = {
+    "use_download_button": False,
+    "use_fullscreen_button": False,
+    "use_repository_button": False,
+    "show_toc_level": 2,
+    "home_page_in_toc": True,
+    "navigation_with_keys": False,
+}
+
+
+def mathjax_dir():
+    """The MathJax 3 tree shipped by the ``sphinx-mathjax-offline`` package."""
+    package = importlib.import_module("sphinx-mathjax-offline")
+    return Path(package.__file__).parent / "static" / "mathjax"
+
+
+def copy_mathjax(app, exception):
+    if exception is not None or app.builder.format != "html":
+        return
+    source, target = mathjax_dir(), Path(app.outdir) / "_static" / "mathjax"
+    for part in MATHJAX_PARTS:
+        if (source / part).is_dir():
+            shutil.copytree(source / part, target / part, dirs_exist_ok=True)
+        else:
+            (target / part).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source / part, target / part)
+
+
+def setup(app):
+    app.connect("build-finished", copy_mathjax)

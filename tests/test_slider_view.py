@@ -1,0 +1,243 @@
+"""SliderView: settings, precomputed frames, the static player and what show() displays."""
+
+import io
+import json
+import re
+from html.parser import HTMLParser
+
+import ipywidgets as widgets
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from vaelib.teaching.views import slider_view  # noqa: E402
+from vaelib.teaching.views.slider_view import (  # noqa: E402
+    FRAME_DPI,
+    CONTROLS_ROLE, FIGURE_ROLE, FRAME_COLOURS, MAX_STATIC_FRAMES, SliderView, compressed_png, value_slider)
+
+X = np.linspace(0.0, 2.0 * np.pi, 100)
+A_VALUES, B_VALUES = (0.5, 1.0, 2.0), (0.0, 0.25)
+
+
+def expected_readout(a, b):
+    # computed here, not by the view: max of a sin(x) + b on the same grid
+    return f"a = {a:g}, b = {b:g}, max = {np.max(a * np.sin(X) + b):.4f}"
+
+
+def two_slider_view(a=1.0, b=0.0):
+    fig, ax = plt.subplots(figsize=(4, 2), dpi=50)
+    (line,) = ax.plot(X, np.sin(X))
+    ax.set_ylim(-2.5, 2.5)
+
+    def update(a, b):
+        line.set_ydata(a * np.sin(X) + b)
+        return f"a = {a:g}, b = {b:g}, max = {np.max(line.get_ydata()):.4f}"
+
+    return SliderView(fig, {"a": value_slider("a", A_VALUES, a), "b": value_slider("b", B_VALUES, b)}, update)
+
+
+def continuous_view():
+    fig, ax = plt.subplots(figsize=(3, 2), dpi=50)
+    (line,) = ax.plot(X, np.sin(X))
+    return SliderView(fig, {"a": widgets.FloatSlider(value=1.0, min=0.0, max=2.0, step=0.1, description="a")},
+                      lambda a: line.set_ydata(a * np.sin(X)) or f"a = {a:.2f}")
+
+
+def int_view():
+    fig, ax = plt.subplots(figsize=(3, 2), dpi=50)
+    (line,) = ax.plot(X, np.sin(X))
+    return SliderView(fig, {"k": widgets.IntSlider(value=4, min=2, max=8, step=2, description="k")},
+                      lambda k: line.set_ydata(np.sin(k * X)) or f"k = {k}")
+
+
+def rendered(fig):
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def player_data(html_text):
+    """The JSON of the player's frames, read from its <script type="application/json">."""
+    match = re.search(r'<script type="application/json" class="vaelib-static-data">(.*?)</script>', html_text, re.S)
+    assert match, "no frame data in the player"
+    return json.loads(match.group(1))
+
+
+def test_settings_of_selection_sliders_first_slider_slowest():
+    view = two_slider_view()
+    assert view.options() == {"a": [("0.5", 0.5), ("1", 1.0), ("2", 2.0)], "b": [("0", 0.0), ("0.25", 0.25)]}
+    assert view.n_settings == 6 and view.precomputable
+    assert view.settings() == [{"a": a, "b": b} for a in A_VALUES for b in B_VALUES]
+
+
+def test_an_int_slider_is_finite_and_a_float_slider_is_continuous():
+    assert int_view().settings() == [{"k": k} for k in (2, 4, 6, 8)]
+    view = continuous_view()
+    assert view.options() is None and view.n_settings is None and not view.precomputable
+    with pytest.raises(ValueError, match="precomputed"):
+        view.frames()
+
+
+def test_too_many_settings_are_not_precomputed():
+    fig, _ = plt.subplots()
+    many = [value_slider(name, np.arange(17)) for name in ("p", "q")]  # 289 settings
+    view = SliderView(fig, dict(zip(("p", "q"), many)), lambda p, q: "")
+    assert view.n_settings == 17 * 17 > MAX_STATIC_FRAMES and not view.precomputable
+
+
+def test_frames_hold_every_setting_with_its_readout_and_leave_the_view_alone():
+    view = two_slider_view(a=2.0, b=0.25)
+    before = rendered(view.fig)
+    frames = view.frames()
+    assert [f.values for f in frames] == view.settings()
+    assert [f.readout for f in frames] == [expected_readout(f.values["a"], f.values["b"]) for f in frames]
+    assert view.values == {"a": 2.0, "b": 0.25}
+    assert view.readout == expected_readout(2.0, 0.25)
+    assert rendered(view.fig) == before  # artists back at the sliders' setting
+    assert len({f.png for f in frames}) == len(frames)  # every setting looks different
+
+
+def test_a_frame_is_an_indexed_png_of_the_figure():
+    view = two_slider_view()
+    frame = view.frames()[0]
+    image = Image.open(io.BytesIO(frame.png))
+    width, height = view.fig.get_size_inches() * FRAME_DPI
+    assert frame.png[:8] == b"\x89PNG\r\n\x1a\n"
+    assert image.mode == "P" and image.size == (round(width), round(height))
+    assert len(image.getcolors()) <= FRAME_COLOURS
+
+
+def test_compressed_png_stays_close_to_the_full_colour_rendering():
+    fig, ax = plt.subplots(figsize=(4, 3), dpi=60)
+    ax.imshow(np.linspace(0, 1, 64 * 64).reshape(64, 64), cmap="gray")  # 256 grey levels: the hard case
+    ax.plot([0, 63], [0, 63], color="C1")
+    full = np.asarray(Image.open(io.BytesIO(rendered(fig))).convert("RGB"), dtype=float)
+    small = np.asarray(Image.open(io.BytesIO(compressed_png(fig, dpi=fig.dpi))).convert("RGB"), dtype=float)
+    orange = np.array(matplotlib.colors.to_rgb("C1")) * 255
+    has_orange = lambda image: np.any(np.abs(image - orange).max(axis=-1) < 30)
+    assert small.shape == full.shape
+    assert np.abs(small - full).mean() < 3.0  # grey levels out of 255, on average (white may come back as 254)
+    assert has_orange(full) and has_orange(small)  # the thin coloured line keeps its colour
+    assert len(compressed_png(fig, dpi=fig.dpi)) < len(rendered(fig))
+    plt.close(fig)
+
+
+def test_readout_at_gives_the_readout_of_a_setting_without_moving_the_view():
+    view = two_slider_view()
+    before = rendered(view.fig)
+    assert view.readout_at(a=0.5, b=0.25) == expected_readout(0.5, 0.25)
+    assert rendered(view.fig) == before and view.values == {"a": 1.0, "b": 0.0}
+
+
+class _Collect(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.tags = []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+
+
+def test_static_html_is_a_player_over_all_frames_starting_at_the_current_setting():
+    view = two_slider_view(a=2.0, b=0.25)
+    frames = view.frames()
+    html_text = view.static_html(frames)
+    data = player_data(html_text)
+    assert data["labels"] == [["0.5", "1", "2"], ["0", "0.25"]]
+    assert len(data["frames"]) == 6 and [r for _, r in data["frames"]] == [f.readout for f in frames]
+    parser = _Collect()
+    parser.feed(html_text)
+    inputs = [a for t, a in parser.tags if t == "input"]
+    assert [(i["data-name"], i["max"], i["value"]) for i in inputs] == [("a", "2", "2"), ("b", "1", "1")]
+    start = 2 * 2 + 1  # a = 2 (index 2), b = 0.25 (index 1): first slider slowest
+    image = next(a for t, a in parser.tags if t == "img")
+    assert image["src"] == "data:image/png;base64," + data["frames"][start][0]
+    assert f">{frames[start].readout}</pre>" in html_text
+    assert not [a for t, a in parser.tags if t == "script" and "src" in a]  # nothing loaded from anywhere
+    assert not re.search(r"https?://", html_text)
+
+
+def test_static_html_of_a_continuous_view_says_it_needs_a_kernel():
+    html_text = continuous_view().static_html()
+    assert "running Python kernel" in html_text and "make lab" in html_text and "continuous" in html_text
+    assert "a = 1.00" in html_text and "vaelib-static-data" not in html_text
+
+
+class FakeDisplay:
+    """Stands in for IPython.display.display: records what show() publishes."""
+
+    def __init__(self):
+        self.calls, self.updates = [], []
+
+    def __call__(self, obj, **kwargs):
+        self.calls.append((obj, kwargs))
+        if kwargs.get("display_id"):
+            return self
+
+    def update(self, obj, **kwargs):
+        self.updates.append((obj, kwargs))
+
+
+@pytest.fixture
+def fake_display(monkeypatch):
+    import IPython.display
+
+    fake = FakeDisplay()
+    monkeypatch.setattr(IPython.display, "display", fake)
+    return fake
+
+
+def test_show_publishes_the_widget_with_its_player_then_the_figure(fake_display):
+    view = two_slider_view()
+    view.show(static=True)
+    (controls, c_kwargs), (figure, f_kwargs) = fake_display.calls
+    assert c_kwargs["raw"] and c_kwargs["metadata"]["vaelib"] == {"role": CONTROLS_ROLE, "settings": 6, "frames": 6}
+    assert "application/vnd.jupyter.widget-view+json" in controls
+    assert len(player_data(controls["text/html"])["frames"]) == 6
+    assert f_kwargs["display_id"] is True and f_kwargs["metadata"]["vaelib"]["role"] == FIGURE_ROLE
+    assert figure.data[:8] == b"\x89PNG\r\n\x1a\n"
+
+    view.sliders["a"].value = 2.0  # a slider move redraws the figure output, still labelled as the figure
+    (update, u_kwargs), = fake_display.updates
+    assert update.data != figure.data and u_kwargs["metadata"]["vaelib"]["role"] == FIGURE_ROLE
+    assert view.readout == expected_readout(2.0, 0.0)
+
+
+def test_show_without_static_frames_says_so(fake_display):
+    two_slider_view().show(static=False)
+    controls, kwargs = fake_display.calls[0]
+    assert kwargs["metadata"]["vaelib"]["frames"] == 0
+    assert "saved without its precomputed settings" in controls["text/html"]
+
+
+@pytest.mark.parametrize("env, expected", [
+    ({}, True),                                     # jupyter nbconvert --execute
+    ({"JPY_SESSION_NAME": "01.ipynb"}, False),      # a notebook's kernel in JupyterLab
+    ({"JPY_SESSION_NAME": "01.ipynb", "VAELIB_STATIC_FRAMES": "1"}, True),
+    ({"VAELIB_STATIC_FRAMES": "0"}, False),
+])
+def test_static_frames_default(monkeypatch, env, expected):
+    for name in ("JPY_SESSION_NAME", "VAELIB_STATIC_FRAMES"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert slider_view.static_frames_default() is expected
+
+
+def test_show_with_an_image_widget_redraws_the_figure_inside_the_sliders_box(fake_display):
+    view = two_slider_view()
+    view.show(static=False, image_widget=True)
+    (controls, _), = fake_display.calls  # one output: no figure output of its own
+    from ipywidgets.widgets.widget import _instances  # the live widgets, by model id
+
+    box = _instances[controls["application/vnd.jupyter.widget-view+json"]["model_id"]]
+    image = box.children[-1]
+    assert isinstance(image, widgets.Image) and image.value[:8] == b"\x89PNG\r\n\x1a\n"
+    first = image.value
+    view.sliders["b"].value = 0.25
+    assert image.value != first and fake_display.updates == []
+    assert view.readout == expected_readout(1.0, 0.25)

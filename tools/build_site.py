@@ -1,0 +1,237 @@
+"""Build the static site of the executed notebooks (``make site``).
+
+    python tools/build_site.py [--out build/site] [--notebooks notebooks] [--readme README.md]
+
+Every ``notebooks/*.ipynb`` becomes a page, with the outputs stored in it (nothing
+is executed); the front page is the README's notebook list, followed by the
+contents. The notebooks are staged first, each output kept as it is except:
+
+- a slider view's sliders (:meth:`vaelib.teaching.views.slider_view.SliderView.show`)
+  keep only their ``text/html`` entry: a player over the precomputed frames, which
+  replaces the live figure under it, or, for a view that cannot be precomputed, a
+  note that the figure needs a running kernel (``make lab``) above its first picture;
+- any other widget keeps its plain-text form, and the saved widget state goes, so
+  that no page loads the ipywidgets JavaScript (from a CDN).
+
+Then ``sphinx-build`` (MyST-NB, configuration in ``docs/conf.py``) writes the
+site, and every file written is searched for CDN addresses: the site must work
+without a network. Exit status 1 if one is found; 2 if a view that can be
+precomputed was saved without its frames (re-execute that notebook with
+``jupyter nbconvert --execute``).
+"""
+
+import argparse
+import re
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+
+from vaelib.teaching.views.slider_view import CONTROLS_ROLE, FIGURE_ROLE, MAX_STATIC_FRAMES
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+#: Substrings that name a CDN or a remote font/script host; none may appear in a built file.
+CDN_PATTERNS = ("cdn.", "jsdelivr", "unpkg", "cdnjs", "googleapis", "gstatic", "bootstrapcdn", "aspnetcdn",
+                "use.fontawesome.com", "kit.fontawesome.com", "mathjax.org", "polyfill.io", "code.jquery.com")
+TEXT_SUFFIXES = {".html", ".js", ".css", ".json", ".txt", ".xml", ".svg", ".map", ".inv", ".ipynb", ".md", ""}
+KERNEL_NOTE = (
+    '<div class="vaelib-needs-kernel"><p><strong>This figure moves with a running Python kernel.</strong> '
+    "To move its sliders, start JupyterLab with <code>make lab</code> and run this notebook. "
+    "The figure below shows the starting setting.</p></div>"
+)
+
+
+@dataclass
+class PageReport:
+    """What staging found in one notebook."""
+
+    name: str
+    frames: list = field(default_factory=list)  # frames of each precomputed view, in order
+    kernel_views: int = 0  # views that need a kernel (continuous or too many settings)
+    unsaved_frames: int = 0  # views that could be precomputed but were saved without frames
+
+
+@dataclass
+class SiteReport:
+    out: Path
+    pages: list  # PageReport, in order
+    seconds: float
+    cdn_references: list  # (path, pattern), empty when the site is clean
+
+    def page(self, name):
+        return next(p for p in self.pages if p.name == name)
+
+
+def discover_notebooks(folder):
+    """The notebooks of ``folder``, in name order (``00-...``, ``01-...``)."""
+    return sorted(p for p in Path(folder).glob("*.ipynb") if not p.name.startswith("."))
+
+
+def _role(output):
+    return (output.get("metadata") or {}).get("vaelib", {}).get("role")
+
+
+def static_outputs(outputs, report):
+    """The outputs of one code cell as the site shows them (see the module docstring)."""
+    kept, drop_next_figure = [], False
+    for output in outputs:
+        role = _role(output)
+        data = output.get("data") or {}
+        if role == CONTROLS_ROLE:
+            meta = output["metadata"]["vaelib"]
+            frames, settings = int(meta.get("frames") or 0), meta.get("settings")
+            if frames:
+                report.frames.append(frames)
+            else:
+                report.kernel_views += 1
+                report.unsaved_frames += settings is not None and settings <= MAX_STATIC_FRAMES
+            output = nbformat.from_dict({**output, "data": {"text/html": data.get("text/html", KERNEL_NOTE)}})
+            drop_next_figure = frames > 0
+        elif role == FIGURE_ROLE:
+            if drop_next_figure:
+                drop_next_figure = False
+                continue
+        elif WIDGET_VIEW in data:
+            text = data.get("text/plain", "")
+            text = "".join(text) if isinstance(text, list) else text
+            if "Slider(" in text:  # a slider view saved before its outputs were labelled
+                report.kernel_views += 1
+                report.unsaved_frames += 1
+                output = nbformat.from_dict({**output, "data": {"text/html": KERNEL_NOTE}})
+            elif text and not re.match(r"[A-Z][A-Za-z]*\(", text):  # e.g. a progress bar's text
+                output = nbformat.from_dict({**output, "data": {"text/plain": text}})
+            else:
+                continue
+        kept.append(output)
+    return kept
+
+
+def static_notebook(path):
+    """Read a notebook and return ``(notebook, PageReport)`` with its outputs made static."""
+    nb = nbformat.read(path, as_version=4)
+    report = PageReport(Path(path).stem)
+    nb.metadata.pop("widgets", None)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs = static_outputs(cell.outputs, report)
+    return nb, report
+
+
+def front_page(readme_text, names):
+    """MyST source of the front page: the README's title and its section "The notebooks", then the contents.
+
+    Notebook names in the table's first column become links to their pages.
+    """
+    title = next((line[2:].strip() for line in readme_text.splitlines() if line.startswith("# ")),
+                 "The notebooks")
+    match = re.search(r"^## The notebooks\s*$(.*?)(?=^## |\Z)", readme_text, flags=re.M | re.S)
+    section = match.group(1).strip() if match else ""
+
+    def link(m):
+        name = m.group(1)
+        return f"| [{name}]({name}.ipynb) |" if name in names else m.group(0)
+
+    section = re.sub(r"^\| `([0-9]{2}-[A-Za-z0-9_-]+)` \|", link, section, flags=re.M)
+    toctree = "\n".join(names)
+    return (
+        f"# {title}\n\n## The notebooks\n\n{section}\n\n"
+        "Each page shows a notebook as it was last executed, outputs and all. A figure with sliders "
+        "can be moved here among the settings computed in advance; a figure whose sliders are continuous "
+        "says so, and moves in a running notebook: `make lab`.\n\n"
+        f"```{{toctree}}\n:maxdepth: 1\n:caption: Notebooks\n\n{toctree}\n```\n"
+    )
+
+
+def cdn_references(root):
+    """Every ``(file, pattern)`` under ``root`` whose text names a CDN (see :data:`CDN_PATTERNS`)."""
+    found = []
+    for path in sorted(Path(root).rglob("*")):
+        if not path.is_file() or path.suffix.lower() not in TEXT_SUFFIXES:
+            continue
+        text = path.read_text(errors="replace").lower()
+        found += [(path, p) for p in CDN_PATTERNS if p in text]
+    return found
+
+
+def build_site(out, notebooks=ROOT / "notebooks", readme=ROOT / "README.md", stage=None, log=print):
+    """Stage the notebooks and front page, run Sphinx, put the site in ``out``; return a :class:`SiteReport`.
+
+    ``out`` is emptied first. The staging folder (``stage``, default ``out`` + "-src",
+    removed afterwards) holds the staged sources, Sphinx's caches and MyST-NB's copies.
+    """
+    start = time.perf_counter()
+    out = Path(out)
+    keep_stage = stage is not None
+    stage = Path(stage) if keep_stage else out.parent / (out.name + "-src")
+    for folder in (stage, out):
+        if folder.exists():
+            shutil.rmtree(folder)
+    source = stage / "src"
+    source.mkdir(parents=True)
+    paths = discover_notebooks(notebooks)
+    if not paths:
+        raise SystemExit(f"no notebooks in {notebooks}")
+    pages = []
+    for path in paths:
+        nb, report = static_notebook(path)
+        nbformat.write(nb, source / path.name)
+        pages.append(report)
+    names = [p.stem for p in paths]
+    (source / "index.md").write_text(front_page(Path(readme).read_text(), names))
+    # Sphinx writes into the stage (MyST-NB puts its copies of the notebooks beside its output folder);
+    # the finished site is then moved to ``out``.
+    html = stage / "html"
+    command = [sys.executable, "-m", "sphinx", "-b", "html", "-q", "-j", "2", "-c", str(DOCS),
+               "-d", str(stage / "doctrees"), str(source), str(html)]
+    result = subprocess.run(command, capture_output=True, text=True)
+    warnings = (result.stdout + result.stderr).strip()
+    if warnings:
+        log(warnings)
+    if result.returncode != 0:
+        raise SystemExit(f"sphinx-build failed (exit {result.returncode})")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(html, out)
+    if not keep_stage:
+        shutil.rmtree(stage)
+    (out / ".buildinfo").unlink(missing_ok=True)
+    for debug_map in out.rglob("*.map"):  # the theme's source maps: for debugging its JavaScript only
+        debug_map.unlink()
+    if (out / "_sources").is_dir() and not any((out / "_sources").iterdir()):
+        (out / "_sources").rmdir()
+    return SiteReport(out, pages, time.perf_counter() - start, cdn_references(out))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "build" / "site")
+    parser.add_argument("--notebooks", type=Path, default=ROOT / "notebooks")
+    parser.add_argument("--readme", type=Path, default=ROOT / "README.md")
+    args = parser.parse_args(argv)
+    report = build_site(args.out, args.notebooks, args.readme)
+    size = sum(p.stat().st_size for p in args.out.rglob("*") if p.is_file())
+    for page in report.pages:
+        parts = [f"{len(page.frames)} precomputed slider view(s) ({sum(page.frames)} frames)" if page.frames else "",
+                 f"{page.kernel_views} view(s) that need a kernel" if page.kernel_views else ""]
+        print(f"  {page.name}: " + ("; ".join(p for p in parts if p) or "no slider view"))
+    print(f"site: {args.out / 'index.html'} ({len(report.pages)} notebooks, {size / 1e6:.1f} MB, "
+          f"{report.seconds:.0f} s)")
+    if report.cdn_references:
+        for path, pattern in report.cdn_references:
+            print(f"CDN reference {pattern!r} in {path.relative_to(args.out)}", file=sys.stderr)
+        return 1
+    stale = [p.name for p in report.pages if p.unsaved_frames]
+    if stale:
+        print("saved without their precomputed frames (re-execute with `jupyter nbconvert --to notebook --execute "
+              f"--inplace`): {', '.join(stale)}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
