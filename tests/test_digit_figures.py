@@ -137,3 +137,14 @@ def test_scatter_by_label_draws_one_labelled_collection_per_digit(rng):
         assert collection.get_label() == str(k)
     assert [t.get_text() for t in ax.legend().get_texts()] == ["0", "3", "7"]
     plt.close(fig)
+
+
+# ---------------------------------------------------------------- the colour map
+def test_digit_colormap_runs_from_white_to_black_in_equal_steps():
+    cmap, levels = figs.DIGIT_CMAP, figs.DIGIT_LEVELS
+    assert cmap.N == levels
+    assert cmap(0.0)[:3] == (1.0, 1.0, 1.0) and cmap(1.0)[:3] == (0.0, 0.0, 0.0)
+    assert cmap(0.9 / levels)[:3] == (1.0, 1.0, 1.0)               # below one step: white
+    assert cmap(1.1 / levels)[0] < 1.0                              # one step up: the first grey
+    greys = np.array([cmap((k + 0.5) / levels)[0] for k in range(levels)])   # one value per level
+    assert len(np.unique(greys)) == levels and np.all(np.diff(greys) < 0)    # each level darker than the last

@@ -126,6 +126,8 @@ def quadrature_error(params, x, config, radius=5.0, step=0.05):
         ``"log_px"`` on the given grid; ``"half_step"``: the change when the
         spacing is halved; ``"wider"``: the change when the radius grows by
         half; ``"bound"``: the larger of the two changes in absolute value.
+        It estimates the given grid's error; it is not a guaranteed bound (the
+        refined grids have errors of their own, usually far smaller).
     """
     base = log_evidence(params, x, config, radius, step)
     half = log_evidence(params, x, config, radius, step / 2) - base
