@@ -34,14 +34,17 @@ from vaelib.teaching.inference_gap import (
     inference_gaps,
     iwae_bounds,
     kl_to_posterior_on_grid,
+    log_evidence_by_importance,
     log_gaussian,
     log_weights,
     posterior_moments,
+    posterior_starts,
     q_from_moments,
     q_from_theta,
     q_mass_on_grid,
     standard_nodes,
     theta_from_q,
+    weight_tail_onset,
 )
 from vaelib.teaching.quadrature import log_evidence
 
@@ -135,6 +138,21 @@ def test_posterior_moments_match_the_closed_form(linear_model, linear_posteriors
         mean, grid_cov = posterior_moments(linear_posteriors.log_joint[n], linear_posteriors.grid)
         np.testing.assert_allclose(mean, means[n], atol=1e-8)
         np.testing.assert_allclose(grid_cov, cov, atol=1e-8)
+    # the batch form, as grid_posteriors stores it, gives the same numbers
+    np.testing.assert_allclose(linear_posteriors.mean, means, atol=1e-8)
+    np.testing.assert_allclose(linear_posteriors.cov, np.broadcast_to(cov, (len(x), 2, 2)), atol=1e-8)
+
+
+def test_posterior_starts_add_the_mode_only_when_it_is_away_from_the_mean(linear_posteriors):
+    grid = linear_posteriors.grid
+    starts = posterior_starts(linear_posteriors.log_joint[0], grid)  # a Gaussian posterior: mode = mean
+    assert [len(v) for v in starts.values()] == [1, 1]
+    # two bumps of unequal height: the mean lies between them, the mode on the higher one
+    two_modes = np.logaddexp(log_gaussian(grid.z, GaussianQ(np.array([1.0, 0.0]), 0.2 * np.eye(2))),
+                             log_gaussian(grid.z, GaussianQ(np.array([-1.0, 0.0]), 0.2 * np.eye(2))) - 0.5)
+    starts = posterior_starts(two_modes, grid)
+    assert [len(v) for v in starts.values()] == [2, 2]
+    np.testing.assert_allclose(starts["full"][1].mean, [1.0, 0.0], atol=grid.step)
 
 
 def test_elbo_and_kl_of_any_gaussian_against_closed_forms(linear_model, linear_posteriors, rng):
@@ -289,6 +307,24 @@ def test_inference_gaps_on_the_linear_model(linear_model, linear_posteriors):
     np.testing.assert_allclose(whole, exact_kl, atol=1e-6)
 
 
+# ---------------------------------------------------------------- log p(x) without the grid
+def test_log_evidence_by_importance_against_the_closed_form(linear_model, linear_posteriors):
+    """Unbiased, with an honest standard error: the spread over seeds matches it."""
+    config, params, x, W, b = linear_model
+    exact = linear_gaussian_log_evidence(x, W, b, config.sigma)
+    runs = [log_evidence_by_importance(params, x, config, linear_posteriors.mean, linear_posteriors.cov,
+                                       np.random.default_rng(seed), n_samples=2000, max_rows=700)
+            for seed in range(20)]
+    estimates, ses = np.array([r[0] for r in runs]), np.array([r[1] for r in runs])
+    assert np.all(np.abs(estimates - exact) <= 4 * ses)
+    np.testing.assert_allclose(estimates.mean(axis=0), exact, atol=4 * ses.mean() / np.sqrt(20))
+    np.testing.assert_allclose(estimates.std(axis=0, ddof=1), ses.mean(axis=0), rtol=0.4)
+    # a proposal far off the posterior is still unbiased, but its standard error says it is poor
+    moved, se_moved = log_evidence_by_importance(params, x, config, linear_posteriors.mean + 1.0,
+                                                 linear_posteriors.cov, np.random.default_rng(0), n_samples=2000)
+    assert np.all(se_moved > 5 * ses.mean(axis=0))
+
+
 # ---------------------------------------------------------------- importance weights and IWAE_K
 def test_log_weights_are_the_cores_and_average_to_the_elbo(linear_model):
     config, params, x, W, b = linear_model
@@ -300,6 +336,21 @@ def test_log_weights_are_the_cores_and_average_to_the_elbo(linear_model):
     elbo = linear_gaussian_elbo(x, mu, log_var, W, b, config.sigma)
     se = log_w.std(axis=1, ddof=1) / np.sqrt(log_w.shape[1])
     assert np.all(np.abs(log_w.mean(axis=1) - elbo) < 5 * se)
+
+
+def test_weight_tail_onset_follows_the_gaussian_condition(linear_model):
+    """Linear-Gaussian model: E_q[w^2] is finite iff 2 S^-1 - (L L^T)^-1 is positive definite.
+    With q centred on the posterior the log-integrand is c + u^2 (1/2 - e^T A e) along a ray:
+    for a q too narrow it rises from the centre, and stays above the bulk just past u = 4."""
+    config, params, x, W, b = linear_model
+    means, cov = linear_gaussian_posterior(x, W, b, config.sigma)
+    chol = np.linalg.cholesky(cov)
+    for n in range(len(x)):
+        wide = GaussianQ(means[n], chol)  # lambda = 1
+        narrow = GaussianQ(means[n], 0.6 * chol)  # lambda = 0.36 < 1/2
+        assert weight_tail_onset(params, x[n], config, wide) == np.inf
+        assert weight_tail_onset(params, x[n], config, narrow) == pytest.approx(4.25)
+        assert weight_tail_onset(params, x[n], config, GaussianQ(means[n], 0.75 * chol)) == np.inf  # lambda = 0.56
 
 
 def test_iwae_bounds_group_the_weights():

@@ -33,21 +33,26 @@ The gap of the encoder's ``q(z|x)`` then splits in two (Cremer, Li & Duvenaud, I
     \underbrace{\log p(x) - \mathrm{ELBO}(q^*)}_{\text{approximation gap}}
     + \underbrace{\mathrm{ELBO}(q^*) - \mathrm{ELBO}(q_\phi)}_{\text{amortisation gap}}
 
+Two more functions look at the evidence from outside the grid: :func:`log_evidence_by_importance`
+estimates ``log p(x)`` by importance sampling from a Student-t wider than the posterior (a check of
+the grid), and :func:`weight_tail_onset` finds how far out the second moment of the encoder's
+importance weights starts to diverge.
+
 All values are per image, in nats; nothing here draws random numbers except
-:func:`log_weights`, which takes an ``rng``.
+:func:`log_weights` and :func:`log_evidence_by_importance`, which take an ``rng``.
 """
 
 from typing import NamedTuple
 
 import numpy as np
-from scipy import optimize
+from scipy import optimize, stats
 from scipy.special import logsumexp
 from threadpoolctl import threadpool_limits
 
 from vaelib.core.evaluate import log_importance_weights
 from vaelib.core.gaussian import LOG_2PI, log_std_normal
 from vaelib.core.vae import decode, encode, reconstruction_nll
-from vaelib.teaching.quadrature import latent_grid, log_joint_on_grid
+from vaelib.teaching.quadrature import latent_grid, log_joint_on_grid, log_likelihood_on_grid
 
 FAMILIES = ("diagonal", "full")
 
@@ -136,11 +141,13 @@ def encoder_gaussians(params, x, config):
 
 # ---------------------------------------------------------------- on the quadrature grid
 class GridPosteriors(NamedTuple):
-    """``log p(x_n, z_g)`` on a grid for ``n`` images, and ``log p(x_n)`` from it."""
+    """``log p(x_n, z_g)`` on a grid for ``n`` images, ``log p(x_n)`` from it, and the posteriors' moments."""
 
     grid: object  # LatentGrid
     log_joint: np.ndarray  # (n, G)
     log_px: np.ndarray  # (n,)
+    mean: np.ndarray = None  # (n, 2), posterior means (posterior_moments)
+    cov: np.ndarray = None  # (n, 2, 2), posterior covariances
 
     def log_posterior(self, n):
         """``log p(z_g | x_n)`` (per unit area), shape (G,)."""
@@ -156,10 +163,12 @@ def grid_posteriors(params, x, config, radius=5.0, step=0.05):
     Returns
     -------
     GridPosteriors
+        With the posteriors' means and covariances (:func:`posterior_moments`).
     """
     grid = latent_grid(radius, step)
     log_joint = log_joint_on_grid(params, x, config, grid)
-    return GridPosteriors(grid, log_joint, logsumexp(log_joint, axis=1) + 2 * np.log(grid.step))
+    mean, cov = posterior_moments(log_joint, grid)
+    return GridPosteriors(grid, log_joint, logsumexp(log_joint, axis=1) + 2 * np.log(grid.step), mean, cov)
 
 
 def _grid_weights(z, q, step):
@@ -189,11 +198,24 @@ def kl_to_posterior_on_grid(log_posterior, grid, q):
 
 
 def posterior_moments(log_joint, grid):
-    """Mean (2,) and covariance (2, 2) of the grid posterior ``p(z|x)`` of one image."""
-    p = np.exp(log_joint - logsumexp(log_joint))
+    """Mean and covariance of the grid posterior ``p(z|x)``.
+
+    Parameters
+    ----------
+    log_joint : ndarray, shape (G,) for one image or (n, G)
+
+    Returns
+    -------
+    mean : ndarray, shape (2,) or (n, 2)
+    cov : ndarray, shape (2, 2) or (n, 2, 2)
+    """
+    p = np.exp(log_joint - log_joint.max(axis=-1, keepdims=True))
+    p /= p.sum(axis=-1, keepdims=True)
+    z1, z2 = grid.z.T
     mean = p @ grid.z
-    d = grid.z - mean
-    return mean, (d * p[:, None]).T @ d
+    s11, s12, s22 = np.moveaxis(p @ np.column_stack([z1 * z1, z1 * z2, z2 * z2]), -1, 0)  # E[z_i z_j]
+    second = np.stack([np.stack([s11, s12], -1), np.stack([s12, s22], -1)], -2)
+    return mean, second - mean[..., :, None] * mean[..., None, :]
 
 
 # ---------------------------------------------------------------- the best q of a family
@@ -234,18 +256,29 @@ class FittedQ(NamedTuple):
     n_points: int  # grid points the optimiser used
 
 
-def posterior_starts(log_joint, grid):
+def posterior_starts(log_joint, grid, moments=None, mode_distance=0.5):
     """Starting points for :func:`best_gaussian`, per family: the posterior's moments
-    (:func:`q_from_moments`) placed at the posterior mean, and the same covariance placed at
-    the grid's most probable point (the two differ when the posterior has several modes).
+    (:func:`q_from_moments`) placed at the posterior mean, and, when the grid's most probable
+    point lies more than ``mode_distance`` posterior standard deviations (Mahalanobis) from the
+    mean, the same covariance placed there too. A mode that far from the mean means a skewed or
+    multimodal posterior; closer, the two starts reach the same optimum.
+
+    Parameters
+    ----------
+    log_joint : ndarray, shape (G,)
+    grid : LatentGrid
+    moments : (mean, cov), optional
+        :func:`posterior_moments` of ``log_joint``, if already computed.
 
     Returns
     -------
-    dict of family -> list of two GaussianQ
+    dict of family -> list of one or two GaussianQ
     """
-    mean, cov = posterior_moments(log_joint, grid)
+    mean, cov = posterior_moments(log_joint, grid) if moments is None else moments
     mode = grid.z[np.argmax(log_joint)]
-    return {family: [q_from_moments(mean, cov, family), q_from_moments(mode, cov, family)] for family in FAMILIES}
+    d = mode - mean
+    centres = [mean, mode] if d @ np.linalg.solve(cov, d) > mode_distance**2 else [mean]
+    return {family: [q_from_moments(c, cov, family) for c in centres] for family in FAMILIES}
 
 
 def best_gaussian(log_joint, grid, family, starts=None, window=60.0, gtol=1e-7):
@@ -396,8 +429,9 @@ def inference_gaps(params, x, config, posteriors=None, radius=5.0, step=0.05):
             posteriors = grid_posteriors(params, x, config, radius, step)
         grid = posteriors.grid
         best = {"diagonal": [], "full": []}
-        for log_joint in posteriors.log_joint:
-            starts = posterior_starts(log_joint, grid)
+        for n, log_joint in enumerate(posteriors.log_joint):
+            moments = None if posteriors.mean is None else (posteriors.mean[n], posteriors.cov[n])
+            starts = posterior_starts(log_joint, grid, moments)
             diagonal = best_gaussian(log_joint, grid, "diagonal", starts=starts["diagonal"])
             best["diagonal"].append(diagonal)
             best["full"].append(best_gaussian(log_joint, grid, "full", starts=starts["full"] + [diagonal.q]))
@@ -405,6 +439,56 @@ def inference_gaps(params, x, config, posteriors=None, radius=5.0, step=0.05):
         elbo_best = {family: elbo_on_nodes(params, x, config, [b.q for b in fits]) for family, fits in best.items()}
         return InferenceGaps(posteriors.log_px, elbo_on_nodes(params, x, config, encoder_q), elbo_best,
                              encoder_q, best)
+
+
+# ---------------------------------------------------------------- log p(x) without the grid
+def log_evidence_by_importance(params, x, config, means, covs, rng, n_samples=4096, df=6.0, widen=1.2,
+                               max_rows=8192):
+    r"""``log p(x)`` by importance sampling from a Student-t around each posterior, without the grid.
+
+    .. math:: \hat p(x) = \frac1S \sum_{s=1}^S \frac{p(x, z_s)}{r(z_s)}, \qquad
+              z_s \sim r = t_\nu(m,\ \mathrm{widen} \cdot \Sigma)
+
+    is unbiased for ``p(x)`` whatever ``m`` and ``Sigma`` are (they set only its variance; the
+    grid posterior's moments make a good choice). Since ``p(x | z) <= 1`` for binary data,
+    ``p(x, z) / r(z) <= N(z | 0, I) / r(z)``, which is bounded: the Student-t's tails are
+    polynomial, the prior's Gaussian. The weights are bounded, so their variance is finite and
+    the standard error below means what it says. ``log p(x, z)`` comes from the core
+    (:func:`~vaelib.core.vae.decode`, :func:`~vaelib.core.vae.reconstruction_nll`), in the
+    dtype of ``params``.
+
+    Parameters
+    ----------
+    x : ndarray, shape (n, n_pixels)
+    means : ndarray, shape (n, 2)
+    covs : ndarray, shape (n, 2, 2)
+    rng : numpy.random.Generator
+    df : float
+        Degrees of freedom of the Student-t.
+    widen : float
+        The t's scale matrix is ``widen * covs[i]``.
+
+    Returns
+    -------
+    log_px, se : ndarray, shape (n,)
+        ``log`` of the mean weight, and its standard error ``sd(w) / (mean(w) sqrt(S))``
+        (delta method), nats.
+    """
+    dtype = next(iter(params.values())).dtype
+    log_px, se = np.empty(len(x)), np.empty(len(x))
+    for i, (image, mean, cov) in enumerate(zip(np.asarray(x, dtype=dtype), means, covs)):
+        proposal = stats.multivariate_t(loc=mean, shape=widen * np.asarray(cov), df=df)
+        z = np.asarray(proposal.rvs(size=n_samples, random_state=rng), dtype=dtype)
+        log_w = np.empty(n_samples)
+        for s in range(0, n_samples, max_rows):
+            zs = z[s:s + max_rows]
+            decoded = decode(params, zs, config)
+            log_joint = -reconstruction_nll(decoded, image[None, :], params, config) + log_std_normal(zs)
+            log_w[s:s + max_rows] = log_joint - proposal.logpdf(zs.astype(np.float64))
+        w = np.exp(log_w - log_w.max())
+        log_px[i] = np.log(w.mean()) + log_w.max()
+        se[i] = w.std(ddof=1) / (w.mean() * np.sqrt(n_samples))
+    return log_px, se
 
 
 # ---------------------------------------------------------------- importance weights and IWAE_K
@@ -423,6 +507,38 @@ def log_weights(params, x, config, rng, n_samples, max_rows=8192):
         eps = rng.standard_normal((len(x), k, config.n_latent)).astype(dtype)
         out[:, s:s + k] = log_importance_weights(params, np.asarray(x, dtype=dtype), config, eps)
     return out
+
+
+def weight_tail_onset(params, x, config, q, n_directions=8, bulk=4.0, max_radius=60.0, step=0.25):
+    r"""Where the second moment of the weights ``w = p(x, z) / q(z)`` starts to diverge, in ``q``'s standard deviations.
+
+    ``E_q[w^2] = \int p(x, z)^2 / q(z)\, dz``. Along ``n_directions`` rays ``z = m + u L (\cos a, \sin a)``
+    from ``q``'s mean (``u`` in standard deviations of ``q``) the log-integrand
+    ``2 log p(x, z) - log q(z)`` is computed for ``u`` from 0 to ``max_radius``. On each ray the
+    onset is the smallest ``u`` from which on it stays above its largest value over ``q``'s bulk,
+    ``u <= bulk`` (all rays), up to ``max_radius``; the smallest onset over the rays is returned
+    (``inf`` if no ray ends above the bulk). ``q`` puts mass ``exp(-u^2 / 2)`` beyond
+    Mahalanobis radius ``u``.
+
+    Parameters
+    ----------
+    x : ndarray, shape (n_pixels,)
+        One image.
+    q : GaussianQ
+
+    Returns
+    -------
+    float
+    """
+    u = np.arange(0.0, max_radius + step / 2, step)
+    angle = 2 * np.pi * np.arange(n_directions) / n_directions
+    directions = np.column_stack([np.cos(angle), np.sin(angle)]) @ q.chol.T  # (n_directions, 2)
+    z = (q.mean + u[None, :, None] * directions[:, None, :]).reshape(-1, 2)
+    log_joint = log_likelihood_on_grid(params, np.asarray(x)[None, :], config, z)[0] + log_std_normal(z)
+    integrand = (2 * log_joint - log_gaussian(z, q)).reshape(n_directions, len(u))
+    above = integrand > integrand[:, u <= bulk].max()
+    onsets = [u[len(u) - np.argmin(row[::-1])] if row[-1] and not row.all() else np.inf for row in above]
+    return float(min(onsets))
 
 
 def iwae_bounds(log_w, ks):

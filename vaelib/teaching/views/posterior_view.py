@@ -35,6 +35,9 @@ GAUSSIANS = {
     "diagonal": ("best diagonal Gaussian", "C1"),
     "full": ("best full-covariance Gaussian", "C2"),
 }
+#: Line widths: the diagonal Gaussian's ellipse is drawn wide under the full one's, so that
+#: both stay visible where the two Gaussians coincide.
+ELLIPSE_WIDTHS = {"encoder": 1.8, "diagonal": 3.4, "full": 1.4}
 
 
 def ellipse_points(q, radius, n=121):
@@ -222,7 +225,8 @@ def make_posterior_view(params, x, config, posteriors, gaps, indices, names=None
     contour_artists[0].set_label("true posterior p(z|x): 50, 90, 99 % contours")
     ellipse_artists = {}
     for name, (label, colour) in GAUSSIANS.items():
-        ellipse_artists[name] = [ax_z.plot([], [], color=colour, lw=1.8, ls=ls, label=label if r == 1 else None)[0]
+        lw = ELLIPSE_WIDTHS[name]
+        ellipse_artists[name] = [ax_z.plot([], [], color=colour, lw=lw, ls=ls, label=label if r == 1 else None)[0]
                                  for r, ls in zip(ELLIPSE_RADII, ("-", "--"))]
     ax_z.set(xlabel="$z_1$", ylabel="$z_2$")
     ax_z.set_aspect("equal", adjustable="box")
