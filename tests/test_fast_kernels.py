@@ -268,7 +268,7 @@ def test_adam_equals_its_numpy_formula_exactly(dtype, rng):
         correction = np.sqrt(1 - 0.999**t)
         scalars = [dtype(1e-3 * correction / (1 - 0.9**t)), dtype(1e-8 * correction), dtype(1 - 0.9), dtype(1 - 0.999)]
         adam_numpy(p, g, m, v, *scalars)
-        inplace_adam_update(fast[0], g, fast[1], fast[2], *scalars)
+        inplace_adam_update(fast[0], g, fast[1], fast[2], *scalars, np.finfo(dtype).tiny)
         np.testing.assert_array_equal(g, g_before)
     for got, expected in zip(fast, (p, m, v)):
         assert got.dtype == dtype
@@ -286,7 +286,7 @@ def test_adam_computes_in_float32_even_given_python_floats(rng):
     expected = [p0.copy(), m0.copy(), v0.copy()]
     adam_numpy(expected[0], g, expected[1], expected[2], *map(np.float32, scalars))
     fast = [p0.copy(), m0.copy(), v0.copy()]
-    inplace_adam_update(fast[0], g, fast[1], fast[2], *scalars)
+    inplace_adam_update(fast[0], g, fast[1], fast[2], *scalars, 1.1754944e-38)
     for got, want in zip(fast, expected):
         np.testing.assert_array_equal(got, want)
     detour = [a.astype(np.float64) for a in (p0, m0, v0)]
@@ -296,4 +296,25 @@ def test_adam_computes_in_float32_even_given_python_floats(rng):
 
 def test_adam_rejects_mismatched_shapes():
     with pytest.raises(ValueError):
-        inplace_adam_update(np.zeros(3), np.zeros(4), np.zeros(3), np.zeros(3), 1e-3, 1e-8, 0.1, 0.001)
+        inplace_adam_update(np.zeros(3), np.zeros(4), np.zeros(3), np.zeros(3), 1e-3, 1e-8, 0.1, 0.001, 1e-38)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_adam_flushes_moments_below_the_smallest_normal_number_to_zero(dtype):
+    """A weight whose gradient stays 0 has its m shrink by b1 each step; once m would be subnormal it is 0,
+    and everything else is the NumPy formula's number."""
+    tiny = np.finfo(dtype).tiny
+    m = np.array([1.05 * tiny, 20 * tiny, -1.05 * tiny, 0.3], dtype)
+    v = np.array([1.0005 * tiny, 1e-6, 2 * tiny, 0.2], dtype)
+    g = np.array([0.0, 0.0, 0.0, 0.5], dtype)
+    p = np.ones(4, dtype)
+    scalars = [dtype(1e-3), dtype(1e-8), dtype(0.1), dtype(0.001)]
+    expected = [p.copy(), m.copy(), v.copy()]
+    adam_numpy(*expected[:1], g, *expected[1:], *scalars)
+    inplace_adam_update(p, g, m, v, *scalars, tiny)
+    assert m[0] == 0 and m[2] == 0 and v[0] == 0  # 0.9 * 1.05 tiny and 0.999 * 1.0005 tiny are subnormal
+    assert expected[1][0] != 0 and abs(expected[1][0]) < tiny  # where NumPy keeps a subnormal number
+    np.testing.assert_array_equal(m[[1, 3]], expected[1][[1, 3]])
+    np.testing.assert_array_equal(v[1:], expected[2][1:])
+    np.testing.assert_array_equal(p, expected[0])  # updates of 1e-33 and less vanish in p's rounding
+    assert np.all(np.isfinite(p))

@@ -317,14 +317,24 @@ def inplace_relu_backward_bias_grad(dh, h, db):
 
 
 @numba.njit(**_STRICT)
-def inplace_adam_update(p, g, m, v, lr_t, eps_t, one_minus_b1, one_minus_b2):
+def inplace_adam_update(p, g, m, v, lr_t, eps_t, one_minus_b1, one_minus_b2, tiny):
     """One Adam step on flat arrays, in place, with the bias corrections folded into ``lr_t`` and ``eps_t``.
 
     ``m += (1 - b1) (g - m)``; ``v += (1 - b2) (g**2 - v)``;
     ``p -= lr_t m / (sqrt(v) + eps_t)``. Strict IEEE arithmetic in the arrays'
-    dtype: the same numbers as these three lines in NumPy. The scalars are
-    converted to that dtype first (a float64 scalar inside the loop would turn
-    every float32 operation into a float64 one).
+    dtype: the same numbers as these three lines in NumPy, except that a moment
+    estimate smaller in magnitude than ``tiny`` is set to 0 (flush to zero).
+    The scalars are converted to that dtype first (a float64 scalar inside the
+    loop would turn every float32 operation into a float64 one).
+
+    Why flush: a weight whose gradient is always 0 (the first layer's weight
+    from a pixel that is off in every image, as MNIST's border pixels are) has
+    its ``m`` shrink by ``b1`` every step, below float32's smallest normal number
+    after about 830 steps. Arithmetic on such subnormal numbers is many times
+    slower on x86 CPUs: on binarised MNIST, 61,000 of the 652,824 ``m`` entries
+    were subnormal after 4 epochs and a step of this loop took 2.5 ms instead of
+    0.41 ms. Flushing changes an update by less than ``lr_t * tiny / eps_t``
+    (about 1e-33 in float32), far below the rounding of the update itself.
 
     Parameters
     ----------
@@ -332,12 +342,20 @@ def inplace_adam_update(p, g, m, v, lr_t, eps_t, one_minus_b1, one_minus_b2):
         Parameters, gradient, first and second moment estimates; ``p``, ``m``
         and ``v`` are overwritten.
     lr_t, eps_t, one_minus_b1, one_minus_b2 : scalars
+    tiny : scalar
+        Moment estimates below this in magnitude become 0:
+        ``np.finfo(dtype).tiny``, the smallest normal number.
     """
     if g.shape != p.shape or m.shape != p.shape or v.shape != p.shape:
         raise ValueError("inplace_adam_update: p, g, m and v must have one shape")
     dtype = p.dtype.type
-    step, eps, c1, c2 = dtype(lr_t), dtype(eps_t), dtype(one_minus_b1), dtype(one_minus_b2)
+    step, eps, c1, c2, floor = dtype(lr_t), dtype(eps_t), dtype(one_minus_b1), dtype(one_minus_b2), dtype(tiny)
+    zero = dtype(0)
     for k in range(p.size):
-        m[k] += c1 * (g[k] - m[k])
-        v[k] += c2 * (g[k] * g[k] - v[k])
-        p[k] -= step * m[k] / (np.sqrt(v[k]) + eps)
+        mk = m[k] + c1 * (g[k] - m[k])
+        vk = v[k] + c2 * (g[k] * g[k] - v[k])
+        mk = zero if abs(mk) < floor else mk
+        vk = zero if vk < floor else vk
+        m[k] = mk
+        v[k] = vk
+        p[k] -= step * mk / (np.sqrt(vk) + eps)
