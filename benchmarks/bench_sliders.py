@@ -4,7 +4,9 @@ Run with ``python benchmarks/bench_sliders.py``. For every view it builds the
 view as its notebook does (with smaller trained sweeps where a notebook
 trains, since only the figure's cost is measured here), renders once to warm
 up fonts, then moves one slider through a list of values. After each move it
-renders the figure to PNG, as the notebook does, and records two times:
+renders the figure to PNG as the notebook does (``SliderView.png``: the whole
+figure, or only its moving artists over a kept background for a view that
+names them), and records two times:
 
 - ``update``: the view's own update of its artists (``view.last_update_seconds``);
 - ``update_and_render``: the move plus the PNG rendering, wall clock and CPU.
@@ -14,7 +16,6 @@ counts other programs too; the CPU time counts only this one.
 """
 
 import argparse
-import io
 import json
 import time
 from pathlib import Path
@@ -24,13 +25,13 @@ import numpy as np
 
 def time_moves(view, name, values, repeats=3):
     """Move slider ``name`` through ``values`` ``repeats`` times; seconds per move."""
-    view.fig.savefig(io.BytesIO(), format="png")  # the first render loads fonts: not counted
+    view.png()  # the first render loads fonts (and keeps a blitting view's background): not counted
     update, wall, cpu = [], [], []
     for _ in range(repeats):
         for value in values:
             start_wall, start_cpu = time.perf_counter(), time.process_time()
             view.sliders[name].value = value
-            view.fig.savefig(io.BytesIO(), format="png")
+            view.png()  # as a notebook renders it (SliderView.refresh)
             wall.append(time.perf_counter() - start_wall)
             cpu.append(time.process_time() - start_cpu)
             update.append(view.last_update_seconds)
@@ -55,6 +56,24 @@ def build_views():
     yield "02 q mean", make_elbo_gap_view(), "mu", (1.0, 1.05, -0.5)
     yield "03 sigma", sigma_tradeoff.make_sigma_tradeoff_view(sweep), "sigma", (0.4, 1.6, 0.1)
     yield "04 sigma (N = 1000)", _estimators_view(make_gradient_estimators_view), "sigma", (0.3, 0.7, 1.5)
+    yield from _app_views()
+
+
+def _app_views():
+    """Notebook 08's beta and sigma views and notebook 09's digit view, built as the app builds them
+    (from the model cache; a first run trains the models)."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("app_views", Path(__file__).resolve().parents[1] / "app" / "app_views.py")
+    app_views = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(app_views)
+    for key, build in (("08 beta", app_views.beta_view), ("08 sigma", app_views.sigma_view),
+                       ("09 digit", app_views.posterior_view)):
+        view = build()
+        name, slider = next(iter(view.sliders.items()))
+        values = [value for _, value in slider.options][:4] if hasattr(slider, "options") else None
+        yield key, view, name, values
 
 
 def _estimators_view(make):

@@ -241,3 +241,34 @@ def test_show_with_an_image_widget_redraws_the_figure_inside_the_sliders_box(fak
     view.sliders["b"].value = 0.25
     assert image.value != first and fake_display.updates == []
     assert view.readout == expected_readout(1.0, 0.25)
+
+
+def test_a_view_with_moving_artists_renders_what_a_full_draw_renders():
+    """Blitting (only the moving artists redrawn over a kept background) gives the full drawing's picture,
+    at every setting, and again after the figure was rendered at another resolution."""
+    fig, ax = plt.subplots(figsize=(4, 3), dpi=60)
+    ax.set(xlim=(0, 2 * np.pi), ylim=(-2.5, 2.5), xlabel="x", ylabel="y")
+    (curve,) = ax.plot(X, np.sin(X), color="C0", lw=2)
+    title = ax.set_title("")
+
+    def update(a):
+        curve.set_ydata(a * np.sin(X))
+        title.set_text(f"a = {a:g}")
+        return title.get_text()
+
+    view = SliderView(fig, {"a": value_slider("a", (0.5, 1.0, 2.0))}, update, moving=[curve, title])
+
+    def pixels(data):
+        return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"), dtype=float)
+
+    for a in (2.0, 0.5, 1.0):
+        view.sliders["a"].value = a
+        blitted = pixels(view.png().data)
+        full = pixels(rendered(fig))
+        assert blitted.shape == full.shape
+        assert np.abs(blitted - full).mean() < 0.5  # grey levels out of 255
+    before = pixels(view.png().data)
+    compressed_png(fig)  # a render at 72 dpi in between
+    view.sliders["a"].value = 2.0
+    view.sliders["a"].value = 1.0
+    assert np.abs(pixels(view.png().data) - before).max() == 0

@@ -81,6 +81,13 @@ class Frame(NamedTuple):
     readout: str
 
 
+def _png_bytes(fig):
+    """The whole figure drawn and encoded as PNG bytes."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
 def compressed_png(fig, colours=FRAME_COLOURS, dpi=FRAME_DPI):
     """``fig`` as PNG bytes at ``dpi``, with a palette of at most ``colours`` colours (no dithering).
 
@@ -126,6 +133,11 @@ class SliderView:
     update : callable
         ``update(**values) -> str``: sets artist data for the slider values and
         returns a readout. Must not create or remove figures.
+    moving : sequence of matplotlib artists, optional
+        Every artist ``update`` changes, when it changes nothing else (no axis
+        limits, no layout). Then the rest of the figure is drawn once and kept,
+        and a slider move redraws only these artists ("blitting"): for a figure
+        full of text, several times faster than drawing it all again.
 
     Attributes
     ----------
@@ -137,8 +149,10 @@ class SliderView:
         Wall time of the latest PNG rendering (only while shown in a notebook).
     """
 
-    def __init__(self, fig, sliders, update):
+    def __init__(self, fig, sliders, update, moving=None):
         self.fig, self.sliders, self._update = fig, dict(sliders), update
+        self.moving = list(moving or [])
+        self._background = self._background_key = None
         self.readout = ""
         self.last_update_seconds = self.last_render_seconds = float("nan")
         self._handle = self._image = None
@@ -159,10 +173,12 @@ class SliderView:
         self.readout = self._update(**self.values)
         self.last_update_seconds = time.perf_counter() - start
         self._label.value = f'<pre style="{_READOUT_STYLE}">{html.escape(self.readout)}</pre>'
-        if self._handle is not None:
-            self._handle.update(self.png(), metadata=_role(FIGURE_ROLE))
-        if self._image is not None:
-            self._image.value = self.png().data
+        if self._handle is not None or self._image is not None:
+            image = self.png()
+            if self._handle is not None:
+                self._handle.update(image, metadata=_role(FIGURE_ROLE))
+            if self._image is not None:
+                self._image.value = image.data
         return self.readout
 
     def png(self):
@@ -170,10 +186,37 @@ class SliderView:
         from IPython.display import Image
 
         start = time.perf_counter()
-        buffer = io.BytesIO()
-        self.fig.savefig(buffer, format="png")
+        data = self._blitted_png() if self.moving else _png_bytes(self.fig)
         self.last_render_seconds = time.perf_counter() - start
-        return Image(data=buffer.getvalue(), format="png")
+        return Image(data=data, format="png")
+
+    def _blitted_png(self):
+        """PNG bytes of the figure: the kept background, then the moving artists drawn over it."""
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from PIL import Image as PILImage
+
+        canvas = self.fig.canvas
+        if not isinstance(canvas, FigureCanvasAgg):
+            canvas = FigureCanvasAgg(self.fig)
+        key = (id(canvas.get_renderer()), self.fig.dpi, tuple(self.fig.get_size_inches()))
+        if self._background is None or key != self._background_key:  # first use, or re-rendered at another size
+            for artist in self.moving:
+                artist.set_animated(True)  # left out of a full draw
+            try:
+                canvas.draw()
+                self._background = canvas.copy_from_bbox(self.fig.bbox)
+            finally:
+                for artist in self.moving:
+                    artist.set_animated(False)
+            self._background_key = (id(canvas.get_renderer()), self.fig.dpi, tuple(self.fig.get_size_inches()))
+        canvas.restore_region(self._background)
+        for artist in self.moving:
+            self.fig.draw_artist(artist)
+        width, height = canvas.get_width_height()
+        image = PILImage.frombuffer("RGBA", (width, height), canvas.buffer_rgba(), "raw", "RGBA", 0, 1)
+        buffer = io.BytesIO()
+        image.save(buffer, format="PNG", compress_level=1)
+        return buffer.getvalue()
 
     def _on_change(self, _change):
         self.refresh()

@@ -180,7 +180,9 @@ def make_tradeoff_view(table, name, weights, *, symbol, weight_symbol, distortio
     update(**{name: values[0]})  # titles and bars in place, so that the layout makes room for them
     # lay out once; fig.tight_layout() would leave an engine that re-lays out at every savefig
     TightLayoutEngine().execute(fig)
-    return SliderView(fig, {name: value_slider(name, values, value)}, update)
+    # axis limits and layout stay fixed: only these artists move, so a slider move redraws only them
+    moving = [ring_tr, ring_te, line, plane_title, *bars, kl_title, image, img_title]
+    return SliderView(fig, {name: value_slider(name, values, value)}, update, moving=moving)
 
 
 def make_beta_view(table, beta=None):
