@@ -16,6 +16,11 @@ Model: encoder 784-400(ReLU)-40 -> (mu, log_var) of 20 latents; decoder
 BCE-with-logits + closed-form KL), averaged over the batch. Adam(1e-3), float32.
 Per-epoch times cover training only. `--matmul-only` instead times just the
 11 matrix products of one epoch (4 forward, 4 weight grads, 3 input grads).
+
+`--alternate N` compares speed the fair way: vaelib (installed in the same
+environment: `pip install --no-deps -e .`) and PyTorch, both pinned to ONE
+thread, train alternately in this one process, N epochs each, one vaelib epoch
+then one PyTorch epoch, so that the machine's load falls on both alike.
 """
 import argparse
 import json
@@ -92,6 +97,44 @@ def time_matmuls(n, batch_size, gen):
     return time.perf_counter() - t0
 
 
+def torch_epoch(model, opt, train, batch_size, gen):
+    """Seconds for one PyTorch training epoch."""
+    t0 = time.perf_counter()
+    for idx in batches(len(train), batch_size, gen):
+        loss = model.neg_elbo(train[idx], gen)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return time.perf_counter() - t0
+
+
+def alternate(train, rounds, batch_size=128, lr=1e-3, seed=0):
+    """Epoch seconds of vaelib and PyTorch, each on one thread, alternated in one process."""
+    from vaelib.core.vae import VAEConfig
+    from vaelib.machinery.batches import Minibatches
+    from vaelib.machinery.train import Trainer
+
+    torch.set_num_threads(1)
+    gen = torch.Generator().manual_seed(seed)
+    model = VAE()
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    trainer = Trainer(VAEConfig(), lr=lr, batch_size=batch_size, seed=seed, threads=1)
+    vaelib_data = Minibatches(train.numpy())
+    times = {"vaelib": [], "pytorch": []}
+    for r in range(rounds):
+        t0 = time.perf_counter()
+        trainer.train_epoch(vaelib_data, progress=False)
+        times["vaelib"].append(time.perf_counter() - t0)
+        times["pytorch"].append(torch_epoch(model, opt, train, batch_size, gen))
+        print(f"round {r + 1}: vaelib {times['vaelib'][-1]:.2f} s, pytorch {times['pytorch'][-1]:.2f} s",
+              file=sys.stderr)
+    ratio = np.array(times["vaelib"]) / np.array(times["pytorch"])
+    return {"mode": "alternate, one thread each", "seconds_per_epoch": times,
+            "median_vaelib": float(np.median(times["vaelib"])), "median_pytorch": float(np.median(times["pytorch"])),
+            "median_ratio_vaelib_over_pytorch": float(np.median(ratio)),
+            "ratio_range": [float(ratio.min()), float(ratio.max())]}
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--epochs", type=int, default=10)
@@ -103,6 +146,8 @@ def main():
     p.add_argument("--out", help="also write the JSON result to this file")
     p.add_argument("--matmul-only", action="store_true",
                    help="time only one epoch's matrix multiplications")
+    p.add_argument("--alternate", type=int, metavar="N",
+                   help="N epochs each of vaelib and PyTorch, one thread each, alternated")
     args = p.parse_args()
     if not args.data_dir:
         p.error("no data directory: pass --data-dir or set VAELIB_DATA")
@@ -114,7 +159,9 @@ def main():
     result = {"framework": "pytorch", "torch_version": torch.__version__,
               "threads": torch.get_num_threads()}
 
-    if args.matmul_only:
+    if args.alternate:
+        result.update(alternate(train, args.alternate, args.batch_size, args.lr, args.seed))
+    elif args.matmul_only:
         result.update(mode="matmul-only", batch_size=args.batch_size,
                       seconds=time_matmuls(len(train), args.batch_size, gen))
     else:

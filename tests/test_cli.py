@@ -157,3 +157,15 @@ def test_help_shows_defaults_and_the_programs_own_name():
     assert out.startswith("usage: vaelib train") and "(default: 20)" in out and "``" not in out
     out = subprocess.run([sys.executable, "-m", "vaelib", "--help"], capture_output=True, text=True, check=True).stdout
     assert out.startswith("usage: python -m vaelib") and "``" not in out
+
+
+def test_evaluate_leaves_no_progress_bar_line_behind(tmp_path):
+    """The bar over the importance-sampled images is erased when it ends (its last line used to be printed
+    a second time when it closed, and stayed above the report)."""
+    run = tmp_path / "run"
+    assert train(run) == 0
+    proc = subprocess.run([sys.executable, "-m", "vaelib", "evaluate", str(run), "--samples", "20", "--limit", "50"],
+                          capture_output=True, check=True)  # bytes: text mode would turn each \r into \n
+    stderr = proc.stderr.decode()
+    assert "log p(x), K=20" in stderr  # the bar was shown
+    assert stderr.rsplit("\r", 1)[-1].strip() == ""  # and erased at the end

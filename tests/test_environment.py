@@ -80,3 +80,16 @@ def test_make_lab_installs_the_lab_and_starts_for_root_too(tmp_path):
 
 def test_make_test_installs_the_test_tools(tmp_path):
     assert '-e ".[dev]"' in _make_dry_run("test", tmp_path)
+
+
+READERS_DOCS = ("README.md", "benchmarks/README.md", "docs/README.md", "app/README.md")
+
+
+def test_the_docs_speak_of_the_project_alone():
+    """A reader's documents say nothing about how the work was organised, nor point into a team's folders."""
+    import re
+
+    for name in READERS_DOCS:
+        text = (ROOT / name).read_text()
+        for phrase in (r"\bthe issue\b", r"\bthis session\b", r"\bhelper\b", r"\.\./shared"):
+            assert not re.search(phrase, text, flags=re.IGNORECASE), f"{name} says {phrase!r}"

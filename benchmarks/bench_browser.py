@@ -1,6 +1,6 @@
 """Time slider moves in a real browser: from a key press to the changed figure.
 
-    python tools/bench_browser.py [--moves 20] [--notebook notebooks/04-reparameterisation.ipynb ...]
+    python benchmarks/bench_browser.py [--moves 20] [--notebook notebooks/04-reparameterisation.ipynb ...]
 
 Starts the app (Voila on ``app/explorer.ipynb``, as ``make app`` does) on a free
 port of 127.0.0.1, opens it in headless Chromium (Debian's ``/usr/bin/chromium``
