@@ -60,7 +60,10 @@ def test_bad_values_are_refused_by_the_parser(flag, message, capsys):
 def train_in_a_child(tmp_path, *extra):
     run = tmp_path / "run"
     cmd = [sys.executable, "-m", "vaelib", "train", "--binarize", "--epochs", "200", "--out", str(run), *SMALL, *extra]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # A shell starts background jobs with SIGINT ignored, and Python then keeps it ignored: give the
+    # child Ctrl-C's default action, as a terminal would, whatever this test process inherited.
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 120
     while not (run / "history.json").exists() and time.time() < deadline and proc.poll() is None:
         time.sleep(0.05)
@@ -70,6 +73,7 @@ def train_in_a_child(tmp_path, *extra):
 @pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_ctrl_c_or_sigterm_saves_the_last_finished_epoch(tmp_path, sig, code):
     run, proc = train_in_a_child(tmp_path)
+    assert proc.poll() is None, "training ended before it could be interrupted"
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == code, err
