@@ -132,7 +132,12 @@ def test_code_version_ignores_docstrings_but_not_code(tmp_path, monkeypatch):
     base = training_code_version()
     layers = package / "core" / "layers.py"
     text = layers.read_text()
-    layers.write_text(text.replace('"""Layers, each a forward/backward pair.', '"""Layers (edited docstring).'))
+    docstring, code = '"""Layers, each a forward/backward pair.', "return 0.5 + 0.5 * np.tanh(0.5 * a)"
+    assert docstring in text and code in text
+    layers.write_text(text.replace(docstring, '"""Layers (edited docstring).'))
     assert training_code_version() == base
-    layers.write_text(text.replace("return 0.5 + 0.5 * np.tanh(0.5 * a)", "return 0.5 + 0.5 * np.tanh(0.5 * a) + 0"))
+    gradcheck = package / "core" / "gradcheck.py"  # not imported by training: its code is not in the version
+    gradcheck.write_text(gradcheck.read_text() + "\nUNUSED = 1\n")
+    assert training_code_version() == base
+    layers.write_text(text.replace(code, code + " + 0"))
     assert training_code_version() != base

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from vaelib.machinery import checkpoint as ckpt
-from vaelib.machinery.checkpoint import Checkpoint, check_same_architecture, load_checkpoint, save_checkpoint
+from vaelib.machinery.checkpoint import Checkpoint, check_same_run, load_checkpoint, save_checkpoint
 
 
 def make_checkpoint(rng, epoch=3):
@@ -60,9 +60,15 @@ def test_missing_and_damaged_files_get_clear_errors(tmp_path):
         load_checkpoint(tmp_path / "other.npz")
 
 
-def test_architecture_mismatch_names_the_fields(tmp_path):
-    saved = {"n_pixels": 784, "hidden": [400], "n_latent": 20, "likelihood": "bernoulli"}
-    asked = {**saved, "hidden": [200], "n_latent": 10}
-    with pytest.raises(ValueError, match=r"hidden: checkpoint \[400\], requested \[200\]; n_latent"):
-        check_same_architecture(saved, asked, tmp_path / "model.npz")
-    check_same_architecture(saved, dict(saved), tmp_path / "model.npz")  # same: no error
+def test_a_different_run_is_named_field_by_field(tmp_path):
+    saved = Checkpoint(params={}, optimizer_state={}, epoch=1, rng_state={},
+                       config={"n_pixels": 784, "hidden": [400], "n_latent": 20, "beta": 1.0},
+                       training={"lr": 1e-3, "batch_size": 128, "seed": 0, "history": []})
+    same = {"lr": 1e-3, "batch_size": 128, "seed": 0}
+    with pytest.raises(ValueError, match=r"hidden: checkpoint \[400\], requested \[200\]; "
+                                         r"n_latent: checkpoint 20, requested 10; lr: checkpoint 0.001, requested 0.5\)"):
+        check_same_run(saved, {**saved.config, "hidden": [200], "n_latent": 10}, {**same, "lr": 0.5},
+                       tmp_path / "model.npz")
+    with pytest.raises(ValueError, match=r"\(beta: checkpoint 1.0, requested 4.0\)"):
+        check_same_run(saved, {**saved.config, "beta": 4.0}, same, tmp_path / "model.npz")
+    check_same_run(saved, dict(saved.config), same, tmp_path / "model.npz")  # the same run: no error

@@ -104,8 +104,23 @@ def test_resume_refuses_a_different_architecture(data, tmp_path):
     train_x, _ = data
     fit(CONFIG, train_x, epochs=1, batch_size=32, out_dir=tmp_path, **quiet())
     other = VAEConfig(n_pixels=16, hidden=(10,), n_latent=2)
-    with pytest.raises(ValueError, match="different architecture.*hidden"):
-        fit(other, train_x, epochs=2, out_dir=tmp_path, resume=True, **quiet())
+    with pytest.raises(ValueError, match="other settings.*hidden"):
+        fit(other, train_x, epochs=2, batch_size=32, out_dir=tmp_path, resume=True, **quiet())
+
+
+@pytest.mark.parametrize("name, value", [("beta", 4.0), ("kl", "monte_carlo"), ("lr", 0.5), ("batch_size", 16),
+                                         ("seed", 3)])
+def test_resume_refuses_other_loss_or_training_settings(data, tmp_path, name, value):
+    train_x, _ = data
+    fit(CONFIG, train_x, epochs=1, batch_size=32, out_dir=tmp_path, **quiet())
+    config, settings = CONFIG, {"batch_size": 32}
+    if name in ("beta", "kl"):
+        config = VAEConfig(**{**CONFIG.to_dict(), name: value})
+    else:
+        settings[name] = value
+    with pytest.raises(ValueError, match=rf"other settings \({name}: checkpoint .*, requested {value!r}\)"):
+        fit(config, train_x, epochs=2, out_dir=tmp_path, resume=True, **settings, **quiet())
+    assert load_checkpoint(tmp_path / "model.npz").epoch == 1
 
 
 @pytest.mark.parametrize("make_bad, message", [

@@ -12,8 +12,6 @@ perturbation carries a unit across zero: check them with smooth activations.
 
 import numpy as np
 
-DEFAULT_TOL = 1e-7
-
 
 def relative_error(a, b):
     """Norm-wise relative error between two arrays of the same shape (0 if both are 0)."""

@@ -16,8 +16,9 @@ is *minimised*. The loss is one-sample: ``E_q`` is estimated at
 ``z = mu + exp(0.5 * log_var) * eps`` for the ``eps`` the caller passes.
 
 Reductions: each term is **summed over pixels and latent dimensions** (one
-value per image) and then **averaged over the batch**. The ``1/batch`` lives in
-:func:`negative_elbo_forward` and nowhere else. ``pixel_reduction="mean"``
+value per image) and then **averaged over the batch**: the ``1/batch`` is
+applied where the loss is formed (:func:`negative_elbo_forward`) and, as its
+derivative, where the backward pass starts. ``pixel_reduction="mean"``
 averages the reconstruction term over pixels instead, which is the same as
 multiplying the KL weight by ``n_pixels`` (notebook 3 shows it).
 
@@ -103,6 +104,11 @@ class VAEConfig:
     def decoder_sizes(self):
         """``(n_latent, *reversed(hidden), D)``."""
         return (self.n_latent, *reversed(self.hidden), self.n_pixels)
+
+    @property
+    def rec_weight(self):
+        """The reconstruction term's weight in the loss: 1, or ``1 / n_pixels`` for ``pixel_reduction="mean"``."""
+        return 1 / self.n_pixels if self.pixel_reduction == "mean" else 1.0
 
     def to_dict(self):
         """A JSON-ready dict; ``VAEConfig(**d)`` rebuilds the config."""
@@ -259,8 +265,7 @@ def negative_elbo_forward(params, x, eps, config):
     kl_forward, _ = KL_ESTIMATES[config.kl]
     kl, kl_cache = kl_forward(z, mu, log_var)
 
-    rec_weight = 1 / config.n_pixels if config.pixel_reduction == "mean" else 1.0
-    batch = x.shape[0]
+    rec_weight, batch = config.rec_weight, x.shape[0]
     loss = float(np.sum(rec_weight * rec + config.beta * kl) / batch)
     terms = {"reconstruction": rec, "kl": kl, "neg_elbo": rec + kl}
     cache = ELBOCache(enc_cache, reparam_cache, dec_cache, rec_cache, kl_cache, config.likelihood, config.kl,

@@ -81,7 +81,6 @@ def _mlp_backward_into(grads, dout, params, inputs, act_caches, prefix, activati
         else:
             da = act_backward(dh, act_caches[i - 1])
             np.sum(da, axis=0, out=db)
-    return None
 
 
 def inplace_negative_elbo_and_grads(grads, params, x, eps, config):
@@ -105,7 +104,7 @@ def inplace_negative_elbo_and_grads(grads, params, x, eps, config):
     """
     L, batch = config.n_latent, x.shape[0]
     dtype = x.dtype
-    rec_weight = 1 / config.n_pixels if config.pixel_reduction == "mean" else 1.0
+    rec_weight = config.rec_weight
     drec = np.full(batch, rec_weight / batch, dtype=dtype)
     dkl = np.full(batch, config.beta / batch, dtype=dtype)
 

@@ -6,8 +6,9 @@ Where: ``$VAELIB_CACHE`` if set, else ``$XDG_CACHE_HOME/vaelib/models``, else
 Each entry is one ``.npz`` file named by the SHA-256 of its **key**: everything
 that determines the trained parameters, namely the model's configuration,
 the training settings (epochs, learning rate, batch size, seed, engine), the
-data (its name and the SHA-256 of its arrays), NumPy's version and
-:func:`training_code_version`, a hash of the code that trains. Change any
+data (its name and the SHA-256 of its arrays), NumPy's and Numba's versions,
+the CPU family, and :func:`training_code_version`, a hash of the code that
+trains. Change any
 of them and the model is trained again.
 
 An entry holds the parameters (``param/<name>``), the training history, the
@@ -21,8 +22,10 @@ and trained again; it is never used.
 import ast
 import functools
 import hashlib
+import importlib.metadata
 import json
 import os
+import platform
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +39,8 @@ FORMAT_VERSION = 1
 
 #: The modules whose code decides what training computes (docstrings and comments aside).
 TRAINING_MODULES = ("core", "fast", "machinery/train.py", "machinery/batches.py")
+#: ... except these, which training never imports.
+NOT_TRAINING = ("core/gradcheck.py",)
 
 
 def cache_dir(path=None):
@@ -60,6 +65,7 @@ def training_code_version():
     for name in TRAINING_MODULES:
         target = package / name
         files += sorted(target.glob("*.py")) if target.is_dir() else [target]
+    files = [f for f in files if f.relative_to(package).as_posix() not in NOT_TRAINING]
     stamp = tuple((str(f), f.stat().st_mtime_ns, f.stat().st_size) for f in files)
     return _code_version(package, stamp)
 
@@ -189,6 +195,8 @@ class ModelCache:
             "data": {"name": data.name, "binary": bool(data.binary),
                      "sha256": array_checksum(data.train, data.test)},
             "numpy": np.__version__,
+            "numba": importlib.metadata.version("numba"),  # compiles the fast kernels
+            "machine": platform.machine(),  # flush-to-zero and fused multiply-adds differ by CPU family
             "code": training_code_version(),
         }
         cached = self.load(key)

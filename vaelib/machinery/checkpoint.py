@@ -100,19 +100,23 @@ def load_checkpoint(path):
     )
 
 
-def check_same_architecture(saved_config, config, path):
-    """Raise ``ValueError`` naming every architecture field where a checkpoint differs from ``config``.
+def check_same_run(checkpoint, config, settings, path):
+    """Raise ``ValueError`` naming every setting where a checkpoint differs from the run requested.
+
+    Resuming continues the run the checkpoint holds, so the model, the loss
+    and the training settings must all be the ones it was made with.
 
     Parameters
     ----------
-    saved_config, config : dict
-        ``VAEConfig.to_dict()`` of the checkpoint and of the requested model.
+    checkpoint : Checkpoint
+    config : dict
+        ``VAEConfig.to_dict()`` of the requested model.
+    settings : dict
+        Requested training settings, e.g. ``{"lr": 1e-3, "batch_size": 128, "seed": 0}``.
     """
-    fields = ("n_pixels", "hidden", "n_latent", "likelihood", "learn_sigma", "activation")
-    diffs = [f"{k}: checkpoint {saved_config.get(k)!r}, requested {config.get(k)!r}" for k in fields
-             if saved_config.get(k) != config.get(k)]
+    saved = {**checkpoint.config, **{k: checkpoint.training.get(k) for k in settings}}
+    diffs = [f"{k}: checkpoint {saved.get(k)!r}, requested {v!r}" for k, v in {**config, **settings}.items()
+             if saved.get(k) != v]
     if diffs:
-        raise ValueError(
-            f"checkpoint {path} was made for a different architecture ({'; '.join(diffs)}); "
-            "use the same settings, or a new --out directory"
-        )
+        raise ValueError(f"checkpoint {path} was made with other settings ({'; '.join(diffs)}); "
+                         "use the same settings, or a new --out directory")

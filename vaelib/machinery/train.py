@@ -30,16 +30,16 @@ from tqdm.auto import tqdm
 
 from .atomic import atomic_write
 from .batches import Minibatches, is_binary
-from .checkpoint import Checkpoint, check_same_architecture, load_checkpoint, save_checkpoint
+from .checkpoint import Checkpoint, check_same_run, load_checkpoint, save_checkpoint
 from vaelib.core.evaluate import elbo_terms
-from vaelib.core.optim import SGD, Adam
+from vaelib.core import optim
 from vaelib.core.vae import VAEConfig, init_params, negative_elbo_backward, negative_elbo_forward, param_shapes
 from vaelib.fast.adam import FastAdam
 from vaelib.fast.flat import flat_views, flatten
 from vaelib.fast.vae import inplace_negative_elbo_and_grads
 
 #: engine -> optimiser name -> class
-OPTIMISERS = {"fast": {"adam": FastAdam, "sgd": SGD}, "core": {"adam": Adam, "sgd": SGD}}
+OPTIMISERS = {"fast": {**optim.OPTIMISERS, "adam": FastAdam}, "core": optim.OPTIMISERS}
 
 CHECKPOINT_NAME = "model.npz"
 HISTORY_NAME = "history.json"
@@ -257,7 +257,7 @@ def fit(config, train_x, test_x=None, *, epochs, lr=1e-3, batch_size=128, seed=0
 
     if resume and ckpt_path is not None and ckpt_path.exists():
         checkpoint = load_checkpoint(ckpt_path)
-        check_same_architecture(checkpoint.config, config.to_dict(), ckpt_path)
+        check_same_run(checkpoint, config.to_dict(), {"lr": lr, "batch_size": batch_size, "seed": seed}, ckpt_path)
         trainer = Trainer.from_checkpoint(checkpoint, engine=engine, threads=threads)
         log(f"resumed from {ckpt_path} after epoch {trainer.epoch}")
     else:
