@@ -72,3 +72,26 @@ def test_a_different_run_is_named_field_by_field(tmp_path):
     with pytest.raises(ValueError, match=r"\(beta: checkpoint 1.0, requested 4.0\)"):
         check_same_run(saved, {**saved.config, "beta": 4.0}, same, tmp_path / "model.npz")
     check_same_run(saved, dict(saved.config), same, tmp_path / "model.npz")  # the same run: no error
+
+
+@pytest.mark.parametrize("write", [
+    lambda p: np.save(p.open("wb"), np.zeros(3)),  # one .npy array under an .npz name
+    lambda p: np.savez(p.open("wb"), a=np.array([{"x": 1}], dtype=object)),  # an archive holding a pickle
+])
+def test_every_reader_refuses_what_is_not_an_archive_of_arrays_in_one_line(tmp_path, write):
+    from vaelib.machinery.cache import ModelCache
+    from vaelib.machinery.data import load_dataset
+    from vaelib.machinery.npz import read_npz
+
+    path = tmp_path / "binarized_mnist.npz"
+    write(path)
+    for read in (read_npz, load_checkpoint, lambda p: load_dataset("binarized-mnist", data_dir=p.parent)):
+        with pytest.raises(ValueError) as error:
+            read(path)
+        message = str(error.value)
+        assert str(path) in message and "\n" not in message and "pickle" not in message.lower()
+    lines = []
+    cache = ModelCache(tmp_path, log=lines.append)
+    key = {"any": "key"}
+    path.replace(cache.entry_path(key))
+    assert cache.load(key) is None and len(lines) == 1 and "bad entry" in lines[0]

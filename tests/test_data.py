@@ -251,7 +251,7 @@ def test_file_that_is_not_an_npz_rejected(tmp_path, damage):
     else:
         save_packed(path, **{s: np.zeros((2, 98), np.uint8) for s in ("train", "valid", "test")})
         path.write_bytes(path.read_bytes()[:200])
-    with pytest.raises(ValueError, match="binarized_mnist.npz is not a readable .npz"):
+    with pytest.raises(ValueError, match="binarized_mnist.npz is not a readable .npz archive"):
         load_dataset("binarized-mnist", data_dir=tmp_path)
 
 

@@ -26,7 +26,6 @@ import importlib.metadata
 import json
 import os
 import platform
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +33,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .atomic import atomic_write
+from .npz import read_npz
 
 FORMAT_VERSION = 1
 
@@ -134,8 +134,7 @@ class ModelCache:
         if not path.exists():
             return None
         try:
-            with np.load(path, allow_pickle=False) as f:
-                arrays = {k: f[k] for k in f.files}
+            arrays = read_npz(path)
             meta = json.loads(str(arrays.pop("meta")))
             if meta.get("format_version") != FORMAT_VERSION:
                 raise ValueError(f"format {meta.get('format_version')!r}, expected {FORMAT_VERSION}")
@@ -144,7 +143,7 @@ class ModelCache:
             names = sorted(arrays)
             if array_checksum(*(arrays[n] for n in names)) != meta["checksum"]:
                 raise ValueError("its parameters do not match their checksum")
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
+        except (OSError, ValueError, KeyError) as error:
             self.log(f"model cache: ignoring bad entry {path.name} ({_one_line(error)}); training again")
             return None
         params = {n[len("param/"):]: a for n, a in arrays.items()}

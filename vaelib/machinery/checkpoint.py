@@ -15,13 +15,13 @@ moment leaves either the old checkpoint or the new one, never a torn file.
 """
 
 import json
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .atomic import atomic_write
+from .npz import read_npz
 
 FORMAT_VERSION = 1
 
@@ -75,12 +75,8 @@ def load_checkpoint(path):
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}; train first with `python -m vaelib train --out {path.parent}`")
     try:
-        with np.load(path, allow_pickle=False) as f:
-            if not hasattr(f, "files"):
-                raise ValueError("a single array, not an .npz archive")
-            arrays = {k: f[k] for k in f.files}
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
-        # NumPy's own messages can suggest allow_pickle=True, which would run code from the file: never repeat them
+        arrays = read_npz(path)
+    except ValueError as e:
         raise ValueError(f"{path} cannot be read as a vaelib checkpoint (damaged, or not an .npz archive of arrays); "
                          "train again into a new --out directory") from e
     if "meta" not in arrays:

@@ -18,13 +18,13 @@ import pathlib
 import tempfile
 import urllib.error
 import urllib.request
-import zipfile
 from dataclasses import dataclass
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from .atomic import atomic_write
+from .npz import read_npz
 
 KNOWN_DATASETS = ("mnist5k", "binarized-mnist")
 N_PIXELS = 28 * 28
@@ -164,11 +164,7 @@ def _read_packed_npz(path):
     ``train`` and ``test`` are required; ``valid`` is returned when present
     (training and evaluation never read it).
     """
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {key: npz[key] for key in npz.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
-        raise ValueError(f"{path} is not a readable .npz file: {error}") from error
+    arrays = read_npz(path)
     missing = [split for split in ("train", "test") if split not in arrays]
     if missing:
         raise ValueError(f"{path} has no array {', '.join(missing)}; it holds {sorted(arrays)}")
