@@ -27,7 +27,9 @@ in the float64 sum over pixels alone, ``"reassoc"`` so that the sum can use
 vector lanes.
 Reassociation must never reach the range reduction, which it would undo.
 Adam and the ReLU kernels are strict IEEE and give the same numbers as their
-formulas written out in NumPy in the same dtype.
+formulas written out in NumPy in the same dtype; Adam also flushes moment
+estimates below the smallest normal number to zero (see
+:func:`inplace_adam_update`).
 
 Everything runs on the calling thread (no ``parallel=True``): BLAS owns the
 cores. Each kernel is compiled on first use for the dtypes it meets and cached

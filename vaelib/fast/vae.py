@@ -1,8 +1,10 @@
 """The training step's fast twin of :mod:`vaelib.core.vae`: the same loss and gradient, one call.
 
-:func:`inplace_negative_elbo_and_grads` computes exactly what
+:func:`inplace_negative_elbo_and_grads` computes what
 ``negative_elbo_forward`` followed by ``negative_elbo_backward`` compute, for
-every :class:`~vaelib.core.vae.VAEConfig`, and writes the gradient into
+every :class:`~vaelib.core.vae.VAEConfig`, equal up to rounding (the fused
+Bernoulli kernel is within ``3 eps`` of the core's formula per pixel; the
+tolerances are in ``tests/test_fast_vae.py``), and writes the gradient into
 arrays the caller owns (views of one flat vector, :mod:`vaelib.fast.flat`).
 What makes it faster, each measured in ``benchmarks/README.md``:
 
@@ -62,7 +64,6 @@ def _mlp_backward_into(grads, dout, params, inputs, act_caches, prefix, activati
     """Backward pass of the MLP, writing ``{prefix}.W{i}`` and ``{prefix}.b{i}`` into ``grads``.
 
     Returns ``dx``, the gradient at the MLP's input, or None if not ``need_dx``.
-    ``dout`` is overwritten.
     """
     _, act_backward = ACTIVATIONS[activation]
     n_layers = len(inputs)

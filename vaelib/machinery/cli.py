@@ -174,15 +174,20 @@ def _saved_settings(out):
     saved = {"latent": c["n_latent"], "hidden": list(c["hidden"]), "likelihood": c["likelihood"],
              "sigma": None if c.get("learn_sigma") else c["sigma"], "beta": c["beta"], "kl": c["kl"],
              "batch_size": t["batch_size"], "lr": t["lr"], "seed": t["seed"]}
-    for name in ("run.json", "data.json"):  # data.json: runs made before run.json existed
-        if (out / name).exists():
-            recorded = json.loads((out / name).read_text())
-            saved.update({k: recorded[k] for k in ("data", "binarize") if k in recorded})
-            break
-    else:
+    recorded = _recorded_data(out)
+    if recorded is None:
         raise ValueError(f"{out} has a checkpoint but no {RUN_NAME} saying which data it was trained on; "
                          "start a new run with --out")
-    return saved
+    return {**saved, **recorded}
+
+
+def _recorded_data(run):
+    """``{"data": ..., "binarize": ...}`` as recorded in the run directory ``run``, or None if nothing is."""
+    for name in (RUN_NAME, "data.json"):  # data.json: runs made before run.json existed
+        if (run / name).exists():
+            recorded = json.loads((run / name).read_text())
+            return {k: recorded[k] for k in ("data", "binarize") if k in recorded}
+    return None
 
 
 def _settings_for(args, given):
@@ -244,11 +249,7 @@ def run_evaluate(args):
     run = Path(args.run_dir)
     checkpoint = load_checkpoint(run / CHECKPOINT_NAME)
     config = VAEConfig(**checkpoint.config)
-    recorded = {"data": "mnist5k"}
-    for name in (RUN_NAME, "data.json"):
-        if (run / name).exists():
-            recorded = json.loads((run / name).read_text())
-            break
+    recorded = _recorded_data(run) or {"data": "mnist5k"}
     data = load_dataset(recorded["data"], args.data_dir, binarize=recorded.get("binarize", False))
     rng = np.random.default_rng(args.seed)
     x = data.test
