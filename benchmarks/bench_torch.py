@@ -3,9 +3,9 @@
 torch is NOT a project dependency: this script is optional and only used for
 benchmarking. Install it in a separate environment, e.g.
 
-    python3 -m venv /work/torchenv
-    /work/torchenv/bin/pip install torch==2.13.0 numpy tqdm
-    VAELIB_DATA=/path/to/data /work/torchenv/bin/python benchmarks/bench_torch.py \
+    python3 -m venv ../torchenv
+    ../torchenv/bin/pip install torch==2.13.0 numpy tqdm
+    VAELIB_DATA=/path/to/data ../torchenv/bin/python benchmarks/bench_torch.py \
         --epochs 10 --out /tmp/torch_ref.json
 
 The data directory (--data-dir, else $VAELIB_DATA) must hold binarized_mnist.npz
@@ -18,7 +18,7 @@ Per-epoch times cover training only. `--matmul-only` instead times just the
 11 matrix products of one epoch (4 forward, 4 weight grads, 3 input grads).
 
 `--alternate N` compares speed the fair way: vaelib (installed in the same
-environment: `pip install --no-deps -e .`) and PyTorch, both pinned to ONE
+environment with its dependencies: `../torchenv/bin/pip install -e .`) and PyTorch, both pinned to ONE
 thread, train alternately in this one process, N epochs each, one vaelib epoch
 then one PyTorch epoch, so that the machine's load falls on both alike.
 """
@@ -129,7 +129,7 @@ def alternate(train, rounds, batch_size=128, lr=1e-3, seed=0):
         print(f"round {r + 1}: vaelib {times['vaelib'][-1]:.2f} s, pytorch {times['pytorch'][-1]:.2f} s",
               file=sys.stderr)
     ratio = np.array(times["vaelib"]) / np.array(times["pytorch"])
-    return {"mode": "alternate, one thread each", "seconds_per_epoch": times,
+    return {"mode": "alternate, one thread each", "threads": torch.get_num_threads(), "seconds_per_epoch": times,
             "median_vaelib": float(np.median(times["vaelib"])), "median_pytorch": float(np.median(times["pytorch"])),
             "median_ratio_vaelib_over_pytorch": float(np.median(ratio)),
             "ratio_range": [float(ratio.min()), float(ratio.max())]}

@@ -1,7 +1,30 @@
+import shutil
+import tempfile
+
 import numpy as np
 import pytest
+from hypothesis import settings
+from hypothesis.configuration import set_hypothesis_home_dir
 
 
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
+
+
+# tests/browser/ holds notebooks that the browser tests open, not tests.
+collect_ignore = ["browser"]
+
+# Hypothesis keeps no example database: every run starts clean.
+settings.register_profile("vaelib", database=None)
+settings.load_profile("vaelib")
+
+
+def pytest_configure(config):
+    """Hypothesis's other files (a cache of constants) go to a temporary directory, not the working tree."""
+    config.hypothesis_home = tempfile.mkdtemp(prefix="vaelib-hypothesis-")
+    set_hypothesis_home_dir(config.hypothesis_home)
+
+
+def pytest_unconfigure(config):
+    shutil.rmtree(getattr(config, "hypothesis_home", ""), ignore_errors=True)

@@ -29,7 +29,12 @@ def test_environment_yml_matches_pyproject():
 def test_makefile_and_ci_run_the_readme_test_command():
     readme = (ROOT / "README.md").read_text()
     assert "make test" in readme and "make lab" in readme
-    assert "make test" in (ROOT / ".ci" / "run").read_text()
+    ci_commands = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()
+                   if line.strip() and not line.lstrip().startswith("#")]
+    assert ci_commands[-1] == "make test"
+    makefile = (ROOT / "Makefile").read_text()
+    recipe = makefile.split("\ntest:", 1)[1].split("\n\n", 1)[0]
+    assert "-m pytest" in recipe and "-m browser" not in recipe  # the whole suite, browser tests included
 
 
 def _run_browser_test(tmp_path, **extra_env):

@@ -464,6 +464,12 @@ def test_no_stub_shadows_a_name_a_notebook_uses():
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_check_cell_source_calls_the_check(name):
-    assert EXERCISES[name].check_source.splitlines() == [
-        "from vaelib.teaching import exercises", f"exercises.check_{name}({name})"]
+def test_the_notebook_holds_the_check_cell_that_calls_the_check(name):
+    ex = EXERCISES[name]
+    assert ex.check_source.splitlines() == ["from vaelib.teaching import exercises", f"exercises.check_{name}({name})"]
+    path, = (Path(__file__).parents[1] / "notebooks").glob(f"{ex.notebook}-*.ipynb")
+    cells = [c for c in json.loads(path.read_text())["cells"]
+             if f"exercise-{name}" in c.get("metadata", {}).get("tags", [])]
+    checks = [c for c in cells if c["cell_type"] == "code" and "".join(c["source"]) == ex.check_source]
+    assert len(checks) == 1, f"{path.name} has no cell tagged exercise-{name} that runs the check"
+    assert cells.index(checks[0]) == len(cells) - 1  # after the function it checks

@@ -57,6 +57,7 @@ def _executed_fixture(target):
     nb = nbformat.read(FIXTURE, as_version=4)
     with pytest.MonkeyPatch.context() as env:
         env.setenv("VAELIB_STATIC_FRAMES", "1")
+        env.setenv("IPYTHONDIR", str(target.parent / "ipython"))  # the kernel's history stays out of the user's
         env.delenv("MPLBACKEND", raising=False)
         NotebookClient(nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(target.parent)}}
                        ).execute()
