@@ -1,15 +1,14 @@
 """The slider views the app serves (``make app``: Voila on ``app/explorer.ipynb``).
 
-Each entry of :data:`VIEWS` is one view: a title, a caption, the module it needs
-and a function that builds it from trained models. Models come from the model
-cache (:func:`vaelib.teaching.digit_models.trained`, through the sweeps of
+Each entry of :data:`VIEWS` is one view: a title, a caption and a function that
+builds it from trained models. Models come from the model cache
+(:func:`vaelib.teaching.digit_models.trained`, through the sweeps of
 :mod:`vaelib.teaching.tradeoff`); a model missing from the cache is trained
 first: a one-line message in the terminal that runs ``make app`` as it starts,
-and a progress bar in the page. The app serves the entries
-whose module exists, in order: to add a view, add its line (and its builder).
+and a progress bar in the page. The app serves the entries in order: to add a
+view, add its line (and its builder).
 """
 
-import importlib.util
 import sys
 from dataclasses import dataclass
 from typing import Callable
@@ -18,8 +17,6 @@ import numpy as np
 
 #: The first digit of each class among the test digits: the posterior view's choices.
 N_CLASSES = 10
-#: The latent grid of the posterior view (as notebook 09): [-6, 6]^2, spacing 0.05.
-GRID_RADIUS, GRID_STEP = 6.0, 0.05
 
 
 @dataclass(frozen=True)
@@ -27,7 +24,6 @@ class AppView:
     key: str
     title: str
     caption: str
-    needs: str  # the module the view comes from; the entry is served only when it exists
     build: Callable  # () -> SliderView
 
 
@@ -61,14 +57,14 @@ def sigma_view():
 def posterior_view():
     """Notebook 09's digit slider: the true posterior of the 2-D model and three Gaussians fitted to it."""
     from vaelib.teaching.digit_models import DIGITS_2D, binarized_digits, trained
-    from vaelib.teaching.inference_gap import grid_posteriors, inference_gaps
+    from vaelib.teaching.inference_gap import DIGITS_GRID_RADIUS, DIGITS_GRID_STEP, grid_posteriors, inference_gaps
     from vaelib.teaching.views.posterior_view import make_posterior_view
 
     model = trained(DIGITS_2D, cache=model_cache(), label="784-400-2 Bernoulli VAE")
     data = binarized_digits()
     shown = [int(np.flatnonzero(data.test_labels == c)[0]) for c in range(N_CLASSES)]
     x, config = data.test[shown], DIGITS_2D.config
-    posteriors = grid_posteriors(model.params, x, config, radius=GRID_RADIUS, step=GRID_STEP)
+    posteriors = grid_posteriors(model.params, x, config, radius=DIGITS_GRID_RADIUS, step=DIGITS_GRID_STEP)
     gaps = inference_gaps(model.params, x, config, posteriors=posteriors)
     names = [f"test digit {n}, a {data.test_labels[n]}" for n in shown]
     return make_posterior_view(model.params, x, config, posteriors, gaps, list(range(len(shown))), names=names)
@@ -80,26 +76,21 @@ VIEWS = [
             "every model's rate (KL) and distortion (reconstruction term); the ringed one is the model of this β, "
             "and the dashed line is its loss, which no other model beats. Right: the KL of each latent "
             "dimension. Below: test digits, their reconstructions and samples.",
-            "vaelib.teaching.views.tradeoff_explorer", beta_view),
+            beta_view),
     AppView("sigma", "σ: the decoder's noise level acts as β",
             "Five VAEs with a Gaussian decoder of fixed σ on grey digits. The squared error and the KL trade "
             "off as they do under β = σ²: a large σ makes the KL dear, and the latents collapse.",
-            "vaelib.teaching.views.tradeoff_explorer", sigma_view),
+            sigma_view),
     AppView("posterior", "The true posterior of a digit, and the best Gaussians",
             "A VAE with two latents, whose posterior p(z|x) is computed exactly on a grid (black contours). "
             "Blue: the encoder's q(z|x); orange and green: the best diagonal and full-covariance Gaussians for "
             "this digit. The numbers: log p(x) and the three ELBOs, in nats.",
-            "vaelib.teaching.views.posterior_view", posterior_view),
+            posterior_view),
 ]
 
 
-def available(views=VIEWS):
-    """The entries of ``views`` whose module exists."""
-    return [v for v in views if importlib.util.find_spec(v.needs) is not None]
-
-
 def show_all(views=None):
-    """Build and display every available view: a heading, its caption, then sliders and figure.
+    """Build and display each view of ``views`` (default :data:`VIEWS`): a heading, its caption, sliders, figure.
 
     Returns
     -------
@@ -109,10 +100,7 @@ def show_all(views=None):
     from IPython.display import Markdown, display
 
     shown = {}
-    entries = available(VIEWS if views is None else views)
-    if not entries:
-        display(Markdown("No slider view is available in this version of `vaelib`."))
-    for entry in entries:
+    for entry in VIEWS if views is None else views:
         view = entry.build()
         display(Markdown(f"## {entry.title}\n\n{entry.caption}"))
         # live widgets only (no precomputed frames); the figure in a widget, which Voila updates

@@ -239,7 +239,7 @@ def _build_app_views_here():
         import app_views
     finally:
         sys.path.remove(str(APP_DIR))
-    return [entry.build() for entry in app_views.available()]
+    return [entry.build() for entry in app_views.VIEWS]
 
 
 @pytest.fixture(scope="module")

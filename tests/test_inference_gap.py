@@ -48,23 +48,15 @@ from vaelib.teaching.inference_gap import (
 )
 from vaelib.teaching.quadrature import log_evidence
 
+from fixtures_models import linear_gaussian_vae
+
 RADIUS, STEP = 5.0, 0.05
 
 
 @pytest.fixture(scope="module")
 def linear_model():
     """A VAE whose decoder is affine on the grid: ``x | z ~ N(W z + b, sigma^2 I)``, and three images."""
-    config = VAEConfig(n_pixels=6, hidden=(5,), n_latent=2, likelihood="gaussian", sigma=0.3)
-    rng = np.random.default_rng(1)
-    params = init_params(config, rng)
-    params["dec.W0"], params["dec.W1"] = 2.0 * params["dec.W0"], 3.0 * params["dec.W1"]  # a narrow posterior
-    params["dec.b0"] = np.full(5, 50.0)  # every ReLU unit on for |z| < 15: the decoder is affine
-    params["enc.W0"] = 0.01 * params["enc.W0"]  # keeps the encoder's q(z|x) where the decoder is affine
-    W = (params["dec.W0"] @ params["dec.W1"]).T  # (D, L), as in exact_models
-    b = params["dec.b0"] @ params["dec.W1"] + params["dec.b1"]
-    z = rng.standard_normal((3, 2))
-    x = z @ W.T + b + config.sigma * rng.standard_normal((3, 6))
-    return config, params, x, W, b
+    return linear_gaussian_vae()
 
 
 @pytest.fixture(scope="module")
@@ -212,8 +204,8 @@ def test_gradient_of_the_objective(family, linear_posteriors, rng):
     log_joint = linear_posteriors.log_joint[0]
     z, f = grid.z, log_joint  # all the grid, so that the value is elbo_on_grid's
     theta = theta_from_q(random_gaussians(rng, 1, posterior_moments(log_joint, grid)[0])[0], family)
-    value, grad = _negative_elbo_and_grad(theta, family, z, f, grid.step)
-    numeric = numerical_gradient(lambda: _negative_elbo_and_grad(theta, family, z, f, grid.step)[0], theta)
+    value, grad = _negative_elbo_and_grad(theta, family, z, f)
+    numeric = numerical_gradient(lambda: _negative_elbo_and_grad(theta, family, z, f)[0], theta)
     assert relative_error(grad, numeric) < 1e-7
     assert value == pytest.approx(-elbo_on_grid(log_joint, grid, q_from_theta(theta, family)), abs=1e-9)
 
@@ -224,10 +216,10 @@ def test_gradient_check_catches_a_wrong_gradient(linear_posteriors):
     log_joint = linear_posteriors.log_joint[0]
     z, f = grid.z, log_joint
     theta = theta_from_q(q_from_moments(*posterior_moments(log_joint, grid), "full"), "full")
-    _, grad = _negative_elbo_and_grad(theta, "full", z, f, grid.step)
+    _, grad = _negative_elbo_and_grad(theta, "full", z, f)
     wrong = grad.copy()
     wrong[[2, 4]] += 1.0  # as if d H / d log L_ii were missing
-    numeric = numerical_gradient(lambda: _negative_elbo_and_grad(theta, "full", z, f, grid.step)[0], theta)
+    numeric = numerical_gradient(lambda: _negative_elbo_and_grad(theta, "full", z, f)[0], theta)
     assert relative_error(wrong, numeric) > 1e-2
 
 

@@ -6,7 +6,8 @@ from scipy import integrate, stats
 from scipy.special import expit
 
 from vaelib.core.vae import VAEConfig, decode, init_params
-from vaelib.teaching.quadrature import latent_grid, log_evidence, posterior_on_grid, quadrature_error
+from vaelib.teaching.quadrature import (latent_grid, log_evidence, log_evidence_from_joint, posterior_on_grid,
+                                       quadrature_error)
 
 
 @pytest.fixture(params=["bernoulli", "gaussian"])
@@ -47,6 +48,22 @@ def test_quadrature_error_is_small_and_shrinks(model):
     fine = quadrature_error(params, x, config, radius=6.0, step=0.05)
     assert np.all(fine["bound"] < 1e-5)
     assert np.all(fine["bound"] < coarse["bound"])
+
+
+def test_quadrature_error_uses_a_given_log_px(model):
+    config, params, x = model
+    computed = quadrature_error(params, x, config, radius=3.0, step=0.2)
+    log_px = log_evidence(params, x, config, radius=3.0, step=0.2)
+    given = quadrature_error(params, x, config, radius=3.0, step=0.2, log_px=log_px)
+    for key in ("log_px", "half_step", "wider", "bound"):
+        assert np.array_equal(given[key], computed[key]), key
+    shifted = quadrature_error(params, x, config, radius=3.0, step=0.2, log_px=log_px + 1.0)  # used, not recomputed
+    np.testing.assert_allclose(shifted["half_step"], computed["half_step"] - 1.0, rtol=0, atol=1e-12)
+
+
+def test_log_evidence_from_joint_by_hand():
+    # G = 4 cells of spacing h = 0.5, each with log p(x, z_g) = -3: log(4 * e^-3 * 0.25) = -3
+    assert log_evidence_from_joint(np.full((2, 4), -3.0), 0.5) == pytest.approx([-3.0, -3.0], abs=1e-15)
 
 
 def test_posterior_integrates_to_one_and_has_the_right_mean(model):

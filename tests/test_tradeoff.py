@@ -219,6 +219,9 @@ def test_beta_sweep_table(beta_table, cache):
                 "half_squared_error_train", "distortion_se_train", "active_units"):
         assert beta_table[key].shape == (2,)
     assert beta_table["kl_per_dim"].shape == beta_table["unit_variances"].shape == (2, 2)
+    # the units the view colours as active are the ones counted
+    assert np.array_equal(beta_table["active"], beta_table["unit_variances"] > tradeoff.ACTIVE_THRESHOLD)
+    assert np.array_equal(beta_table["active"].sum(axis=1), beta_table["active_units"])
     assert beta_table["mu"].shape == (2, len(data.test), 2)
     assert beta_table["reconstructions"].shape == (2, 3, 784) and beta_table["samples"].shape == (2, 3, 784)
     assert np.array_equal(beta_table["originals"], data.test[:3])

@@ -9,7 +9,7 @@ import re
 import numpy as np
 import pytest
 
-from vaelib.core.vae import VAEConfig, decode, encode, init_params
+from vaelib.core.vae import decode, encode
 from vaelib.teaching.exact_models import linear_gaussian_posterior
 from vaelib.teaching.inference_gap import GaussianQ, grid_posteriors, inference_gaps
 from vaelib.teaching.views.posterior_view import (
@@ -21,20 +21,14 @@ from vaelib.teaching.views.posterior_view import (
     make_posterior_view,
 )
 
+from fixtures_models import linear_gaussian_vae
+
 IMAGE_SHAPE = (2, 3)
 
 
 @pytest.fixture(scope="module")
 def model():
-    config = VAEConfig(n_pixels=6, hidden=(5,), n_latent=2, likelihood="gaussian", sigma=0.3)
-    rng = np.random.default_rng(1)
-    params = init_params(config, rng)
-    params["dec.W0"], params["dec.W1"] = 2.0 * params["dec.W0"], 3.0 * params["dec.W1"]
-    params["dec.b0"] = np.full(5, 50.0)  # every ReLU unit on: the decoder is affine, the posterior Gaussian
-    params["enc.W0"] = 0.01 * params["enc.W0"]
-    W = (params["dec.W0"] @ params["dec.W1"]).T
-    b = params["dec.b0"] @ params["dec.W1"] + params["dec.b1"]
-    x = rng.standard_normal((3, 2)) @ W.T + b + config.sigma * rng.standard_normal((3, 6))
+    config, params, x, W, b = linear_gaussian_vae()  # the decoder is affine on the grid, the posterior Gaussian
     posteriors = grid_posteriors(params, x, config, radius=2.0, step=0.02)
     gaps = inference_gaps(params, x, config, posteriors=posteriors)
     return config, params, x, W, b, posteriors, gaps

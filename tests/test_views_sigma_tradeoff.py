@@ -135,13 +135,6 @@ def test_artists_and_readout_follow_the_slider(view, table, i):
         assert printed == pytest.approx(want, abs=5.01e-4)
 
 
-def test_image_mosaic_layout():
-    originals = np.arange(2 * 6, dtype=float).reshape(2, 6)  # two 2x3 images
-    mosaic = sigma_tradeoff.image_mosaic(originals, -originals, (2, 3))
-    expected = np.array([[0, 1, 2, 6, 7, 8], [3, 4, 5, 9, 10, 11]], dtype=float)
-    assert np.array_equal(mosaic, np.vstack([expected, -expected]))
-
-
 def test_updates_in_place(view):
     """A slider move changes the existing artists' data; no artist is added or removed."""
     ax_img, ax_kl, ax_rec = view.fig.axes

@@ -29,7 +29,8 @@ def synthetic_table():
         "rate_train": rate_train, "distortion_train": 100 / rate_train,
         "rate": rate_train * 1.02, "distortion": 100 / rate_train + 3.0,
         "half_squared_error_train": 100 / rate_train / 4, "half_squared_error": 100 / rate_train / 4 + 1,
-        "kl_per_dim": kl, "unit_variances": variances, "active_units": (variances > 0.01).sum(axis=1),
+        "kl_per_dim": kl, "unit_variances": variances, "active": variances > 0.01,
+        "active_units": (variances > 0.01).sum(axis=1),
         "originals": rng.random((N_IMAGES, SIDE * SIDE)),
         "reconstructions": rng.random((n, N_IMAGES, SIDE * SIDE)),
         "samples": rng.random((n, N_IMAGES, SIDE * SIDE)),
@@ -91,7 +92,7 @@ def test_kl_bars_follow_the_slider(view, table, i):
     grey = mcolors.to_rgba("0.65")
     for bar, height in zip(bars, heights):
         j = int(np.flatnonzero(table["kl_per_dim"][i] == height)[0])
-        assert (bar.get_facecolor() == grey) == (table["unit_variances"][i, j] <= 0.01)
+        assert (bar.get_facecolor() == grey) == (not table["active"][i, j])
     assert f"{table['active_units'][i]} of {N_LATENT} units active" in view.fig.axes[1].get_title()
 
 
@@ -144,13 +145,17 @@ def test_updates_in_place(view):
     assert not np.array_equal(np.array(view.fig.axes[2].images[0].get_array()), picture)
 
 
-def test_image_rows_and_loss_line_by_hand():
-    first = np.arange(2 * 4, dtype=float).reshape(2, 4) / 10                    # two 2x2 images
-    picture = tradeoff_explorer.image_rows([first, 1 - first], (2, 2))
-    top = np.array([[0.0, 0.1, 0.4, 0.5], [0.2, 0.3, 0.6, 0.7]])
-    np.testing.assert_allclose(picture, np.vstack([top, 1 - top]))
-    np.testing.assert_array_equal(tradeoff_explorer.image_rows([np.full((1, 4), 3.0)], (2, 2)), np.ones((2, 2)))
+def test_picture_is_clipped_and_rows_must_match(table):
+    table["reconstructions"] = 3 * table["reconstructions"] - 1                 # Gaussian means stray outside [0, 1]
+    view = tradeoff_explorer.make_beta_view(table)
+    shown = np.asarray(view.fig.axes[2].images[0].get_array())
+    for k in range(N_IMAGES):
+        block = shown[SIDE : 2 * SIDE, k * SIDE : (k + 1) * SIDE]
+        assert np.array_equal(block, np.clip(table["reconstructions"][0, k], 0.0, 1.0).reshape(SIDE, SIDE))
     with pytest.raises(ValueError, match="same number"):
-        tradeoff_explorer.image_rows([first, first[:1]], (2, 2))
+        tradeoff_explorer.make_beta_view({**table, "samples": table["samples"][:, :1]})
+
+
+def test_loss_line_by_hand():
     xs, ys = tradeoff_explorer.loss_line(rate=10.0, distortion=50.0, weight=2.0, rate_range=(0.0, 30.0))
     assert list(xs) == [0.0, 30.0] and list(ys) == [70.0, 10.0]

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import nbformat
 
-from vaelib.teaching.views.slider_view import CONTROLS_ROLE, FIGURE_ROLE, MAX_STATIC_FRAMES
+from vaelib.teaching.views.slider_view import CONTROLS_ROLE, FIGURE_ROLE, MAX_STATIC_FRAMES, kernel_note
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
@@ -40,11 +40,8 @@ WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 CDN_PATTERNS = ("cdn.", "jsdelivr", "unpkg", "cdnjs", "googleapis", "gstatic", "bootstrapcdn", "aspnetcdn",
                 "use.fontawesome.com", "kit.fontawesome.com", "mathjax.org", "polyfill.io", "code.jquery.com")
 TEXT_SUFFIXES = {".html", ".js", ".css", ".json", ".txt", ".xml", ".svg", ".map", ".inv", ".ipynb", ".md", ""}
-KERNEL_NOTE = (
-    '<div class="vaelib-needs-kernel"><p><strong>This figure moves with a running Python kernel.</strong> '
-    "To move its sliders, start JupyterLab with <code>make lab</code> and run this notebook. "
-    "The figure below shows the starting setting.</p></div>"
-)
+#: The note for a view's sliders saved without their HTML (``SliderView.show`` always writes it).
+KERNEL_NOTE = kernel_note("this copy of the notebook was saved without its precomputed settings")
 
 
 @dataclass
@@ -100,11 +97,7 @@ def static_outputs(outputs, report):
         elif WIDGET_VIEW in data:
             text = data.get("text/plain", "")
             text = "".join(text) if isinstance(text, list) else text
-            if "Slider(" in text:  # a slider view saved before its outputs were labelled
-                report.kernel_views += 1
-                report.unsaved_frames += 1
-                output = nbformat.from_dict({**output, "data": {"text/html": KERNEL_NOTE}})
-            elif text and not re.match(r"[A-Z][A-Za-z]*\(", text):  # e.g. a progress bar's text
+            if text and not re.match(r"[A-Z][A-Za-z]*\(", text):  # e.g. a progress bar's text
                 output = nbformat.from_dict({**output, "data": {"text/plain": text}})
             else:
                 continue

@@ -52,9 +52,12 @@ from threadpoolctl import threadpool_limits
 from vaelib.core.evaluate import log_importance_weights
 from vaelib.core.gaussian import LOG_2PI, log_std_normal
 from vaelib.core.vae import decode, encode, reconstruction_nll
-from vaelib.teaching.quadrature import latent_grid, log_joint_on_grid, log_likelihood_on_grid
+from vaelib.teaching.quadrature import latent_grid, log_evidence_from_joint, log_joint_on_grid, log_likelihood_on_grid
 
 FAMILIES = ("diagonal", "full")
+#: The latent grid of notebook 09 and of the app's posterior view, for the 784-400-2 digit model:
+#: ``[-6, 6]^2``, spacing 0.05.
+DIGITS_GRID_RADIUS, DIGITS_GRID_STEP = 6.0, 0.05
 
 
 # ---------------------------------------------------------------- one Gaussian q
@@ -146,8 +149,8 @@ class GridPosteriors(NamedTuple):
     grid: object  # LatentGrid
     log_joint: np.ndarray  # (n, G)
     log_px: np.ndarray  # (n,)
-    mean: np.ndarray = None  # (n, 2), posterior means (posterior_moments)
-    cov: np.ndarray = None  # (n, 2, 2), posterior covariances
+    mean: np.ndarray  # (n, 2), posterior means (posterior_moments)
+    cov: np.ndarray  # (n, 2, 2), posterior covariances
 
     def log_posterior(self, n):
         """``log p(z_g | x_n)`` (per unit area), shape (G,)."""
@@ -168,7 +171,7 @@ def grid_posteriors(params, x, config, radius=5.0, step=0.05):
     grid = latent_grid(radius, step)
     log_joint = log_joint_on_grid(params, x, config, grid)
     mean, cov = posterior_moments(log_joint, grid)
-    return GridPosteriors(grid, log_joint, logsumexp(log_joint, axis=1) + 2 * np.log(grid.step), mean, cov)
+    return GridPosteriors(grid, log_joint, log_evidence_from_joint(log_joint, grid.step), mean, cov)
 
 
 def _grid_weights(z, q, step):
@@ -219,7 +222,7 @@ def posterior_moments(log_joint, grid):
 
 
 # ---------------------------------------------------------------- the best q of a family
-def _negative_elbo_and_grad(theta, family, z, f, step):
+def _negative_elbo_and_grad(theta, family, z, f):
     """``-ELBO`` on the points ``z`` (values ``f = log p(x, z)``) and its gradient in ``theta``.
 
     With ``p_g = w_g / sum w``, ``d E_q[f] = sum_g p_g (f_g - E_q[f]) d log q(z_g)``, and for
@@ -251,9 +254,7 @@ class FittedQ(NamedTuple):
     q: GaussianQ
     elbo: float  # on the whole grid, nats
     mass: float  # q_mass_on_grid: 1 when the grid holds and resolves q
-    family: str
     converged: bool
-    n_points: int  # grid points the optimiser used
 
 
 def posterior_starts(log_joint, grid, moments=None, mode_distance=0.5):
@@ -323,7 +324,7 @@ def best_gaussian(log_joint, grid, family, starts=None, window=60.0, gtol=1e-7):
     best = None
     for start in starts:
         theta0 = np.clip(theta_from_q(start, family), lower, upper)
-        fit = optimize.minimize(_negative_elbo_and_grad, theta0, args=(family, z, f, grid.step), jac=True,
+        fit = optimize.minimize(_negative_elbo_and_grad, theta0, args=(family, z, f), jac=True,
                                 method="L-BFGS-B", bounds=optimize.Bounds(lower, upper),
                                 options={"gtol": gtol, "maxiter": 500})
         if best is None or fit.fun < best.fun:
@@ -331,7 +332,7 @@ def best_gaussian(log_joint, grid, family, starts=None, window=60.0, gtol=1e-7):
     q = q_from_theta(best.x, family)
     w = _grid_weights(grid.z, q, grid.step)
     elbo = float(w @ log_joint / w.sum()) + gaussian_entropy(q)  # elbo_on_grid, sharing w with the mass
-    return FittedQ(q, elbo, float(w.sum()), family, bool(best.success), int(keep.sum()))
+    return FittedQ(q, elbo, float(w.sum()), bool(best.success))
 
 
 # ---------------------------------------------------------------- a rule fitted to q
@@ -346,9 +347,7 @@ def standard_nodes(radius=4.5, step=0.5):
     is quadratic in ``z``. For a Gaussian weight the midpoint rule's error otherwise falls like
     ``exp(-2 pi^2 / step^2)``; what remains comes from the kinks of a ReLU decoder.
     """
-    axis = latent_grid(radius, step).axis
-    t1, t2 = np.meshgrid(axis, axis, indexing="ij")
-    t = np.column_stack([t1.ravel(), t2.ravel()])
+    t = latent_grid(radius, step).z
     w = np.exp(log_std_normal(t))
     w /= w.sum()
     return t / np.sqrt(w @ t[:, 0] ** 2), w
@@ -430,8 +429,7 @@ def inference_gaps(params, x, config, posteriors=None, radius=5.0, step=0.05):
         grid = posteriors.grid
         best = {"diagonal": [], "full": []}
         for n, log_joint in enumerate(posteriors.log_joint):
-            moments = None if posteriors.mean is None else (posteriors.mean[n], posteriors.cov[n])
-            starts = posterior_starts(log_joint, grid, moments)
+            starts = posterior_starts(log_joint, grid, (posteriors.mean[n], posteriors.cov[n]))
             diagonal = best_gaussian(log_joint, grid, "diagonal", starts=starts["diagonal"])
             best["diagonal"].append(diagonal)
             best["full"].append(best_gaussian(log_joint, grid, "full", starts=starts["full"] + [diagonal.q]))

@@ -88,6 +88,11 @@ def log_joint_on_grid(params, x, config, grid):
     return log_likelihood_on_grid(params, x, config, grid.z) + log_std_normal(grid.z)
 
 
+def log_evidence_from_joint(log_joint, step):
+    """``log p(x) = logsumexp_g log p(x, z_g) + 2 log h`` from ``log_joint`` of shape (n, G); shape (n,), nats."""
+    return logsumexp(log_joint, axis=1) + 2 * np.log(step)
+
+
 def log_evidence(params, x, config, radius=5.0, step=0.05):
     """``log p(x)`` for each image, by the midpoint rule on :func:`latent_grid`.
 
@@ -96,7 +101,7 @@ def log_evidence(params, x, config, radius=5.0, step=0.05):
     ndarray, shape (n,), nats
     """
     grid = latent_grid(radius, step)
-    return logsumexp(log_joint_on_grid(params, x, config, grid), axis=1) + 2 * np.log(grid.step)
+    return log_evidence_from_joint(log_joint_on_grid(params, x, config, grid), grid.step)
 
 
 def posterior_on_grid(params, x, config, radius=5.0, step=0.05):
@@ -111,14 +116,20 @@ def posterior_on_grid(params, x, config, radius=5.0, step=0.05):
     """
     grid = latent_grid(radius, step)
     log_joint = log_joint_on_grid(params, x, config, grid)
-    log_px = logsumexp(log_joint, axis=1) + 2 * np.log(grid.step)
+    log_px = log_evidence_from_joint(log_joint, grid.step)
     m = len(grid.axis)
     density = np.exp(log_joint - log_px[:, None]).reshape(len(x), m, m)
     return grid, density, log_px
 
 
-def quadrature_error(params, x, config, radius=5.0, step=0.05):
+def quadrature_error(params, x, config, radius=5.0, step=0.05, log_px=None):
     """How far ``log p(x)`` moves when the grid is refined, per image.
+
+    Parameters
+    ----------
+    log_px : ndarray, shape (n,), optional
+        ``log p(x)`` on the given grid, if already computed (e.g. :func:`log_evidence` or
+        ``GridPosteriors.log_px`` with the same ``radius`` and ``step``); computed if not given.
 
     Returns
     -------
@@ -129,7 +140,7 @@ def quadrature_error(params, x, config, radius=5.0, step=0.05):
         It estimates the given grid's error; it is not a guaranteed bound (the
         refined grids have errors of their own, usually far smaller).
     """
-    base = log_evidence(params, x, config, radius, step)
+    base = log_evidence(params, x, config, radius, step) if log_px is None else np.asarray(log_px)
     half = log_evidence(params, x, config, radius, step / 2) - base
     wide = log_evidence(params, x, config, 1.5 * radius, step) - base
     return {"log_px": base, "half_step": half, "wider": wide, "bound": np.maximum(np.abs(half), np.abs(wide))}

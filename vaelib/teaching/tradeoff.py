@@ -34,12 +34,13 @@ from dataclasses import replace
 
 import numpy as np
 from scipy.integrate import trapezoid
-from scipy.special import entr, expit, logsumexp
+from scipy.special import entr, logsumexp
 
 from vaelib.core.evaluate import active_units
 from vaelib.core.gaussian import LOG_2PI, kl_std_normal, log_normal, log_std_normal
 from vaelib.core.reparam import reparam_forward
 from vaelib.core.vae import VAEConfig, decode, encode, reconstruction_nll
+from vaelib.teaching.digit_figures import decoder_means
 from vaelib.teaching.digit_models import DIGITS_20D, ModelSpec, data_for, trained
 
 #: The KL weights of the beta sweep: near an autoencoder to past posterior collapse.
@@ -54,6 +55,8 @@ SIGMA_EPOCHS = 20
 
 #: Draws ``z ~ q(z|x)`` per image with which :func:`measure_sweep` estimates the distortion.
 MEASURE_DRAWS = 2
+#: A latent unit is active when ``Var_x(mu_j(x))`` exceeds this (:func:`vaelib.core.evaluate.active_units`).
+ACTIVE_THRESHOLD = 0.01
 
 #: 784-400-20 with a Gaussian decoder (fixed ``sigma = 1``) on grey digits; ``with_config(sigma=...)``.
 GREY_20D = ModelSpec(VAEConfig(hidden=(400,), n_latent=20, likelihood="gaussian", sigma=1.0), data="grey",
@@ -75,12 +78,6 @@ def sigma_spec(sigma, beta=1.0, epochs=SIGMA_EPOCHS, seed=0, base=GREY_20D):
 
 
 # ---------------------------------------------------------------- per-model measurements
-def decoder_mean(params, z, config):
-    """The mean of ``p(x|z)``: ``sigmoid(logits)`` (Bernoulli) or ``m(z)`` (Gaussian); shape (batch, n_pixels)."""
-    out = decode(params, z, config)
-    return expit(out) if config.likelihood == "bernoulli" else out
-
-
 def model_terms(params, x, config, eps, batch_size=500):
     """Rate, distortion and squared error of one model, per image.
 
@@ -173,7 +170,8 @@ def measure_sweep(specs, *, n_draws=None, n_images=8, n_samples=8, seed=0, cache
         ``"half_squared_error_train"``, ``"distortion_se_train"``.
         ``"kl_per_dim"`` (n_models, n_latent): mean KL of each latent dimension on the test images;
         ``"active_units"`` (n_models,) and ``"unit_variances"`` (n_models, n_latent): see
-        :func:`vaelib.core.evaluate.active_units` (threshold 0.01);
+        :func:`vaelib.core.evaluate.active_units` (threshold :data:`ACTIVE_THRESHOLD`); ``"active"``
+        (n_models, n_latent), bool: which units are counted;
         ``"mu"``, ``"log_var"`` (n_models, n_test, n_latent): the test encodings;
         ``"originals"`` (n_images, n_pixels); ``"reconstructions"`` (n_models, n_images, n_pixels):
         the decoder mean at ``z = mu(x)``; ``"samples"`` (n_models, n_samples, n_pixels): the decoder
@@ -191,7 +189,7 @@ def measure_sweep(specs, *, n_draws=None, n_images=8, n_samples=8, seed=0, cache
     z_prior = sweep_noise(1, n_samples, n_latent, [seed, 2])[0]
     rows = {k: [] for k in ("rate", "distortion", "half_squared_error", "distortion_se",
                             "rate_train", "distortion_train", "half_squared_error_train", "distortion_se_train",
-                            "kl_per_dim", "active_units", "unit_variances", "mu", "log_var",
+                            "kl_per_dim", "active_units", "unit_variances", "active", "mu", "log_var",
                             "reconstructions", "samples", "params", "trained_now")}
     for i, spec in enumerate(specs):
         model = trained(spec, cache=cache, label=labels[i] if labels else None, progress=progress)
@@ -204,14 +202,15 @@ def measure_sweep(specs, *, n_draws=None, n_images=8, n_samples=8, seed=0, cache
             rows["distortion_se" + suffix].append(np.sqrt(terms["distortion_var"].mean() / (n_draws * len(x))))
             if not suffix:
                 test_terms = terms
-        count, variances = active_units(params, data.test, config)
+        count, variances = active_units(params, data.test, config, threshold=ACTIVE_THRESHOLD)
         rows["kl_per_dim"].append(test_terms["kl_per_dim"].mean(axis=0))
         rows["active_units"].append(count)
         rows["unit_variances"].append(variances)
+        rows["active"].append(variances > ACTIVE_THRESHOLD)
         rows["mu"].append(test_terms["mu"])
         rows["log_var"].append(test_terms["log_var"])
-        rows["reconstructions"].append(decoder_mean(params, test_terms["mu"][:n_images].astype(np.float32), config))
-        rows["samples"].append(decoder_mean(params, z_prior, config))
+        rows["reconstructions"].append(decoder_means(params, test_terms["mu"][:n_images], config))
+        rows["samples"].append(decoder_means(params, z_prior, config))
         rows["params"].append(params)
         rows["trained_now"].append(model.trained_now)
     table = {k: (v if k == "params" else np.array(v)) for k, v in rows.items()}

@@ -53,17 +53,6 @@ EXERCISES = {ex.name: ex for ex in (
     SIGMA_FOR_BETA,
 )}
 
-#: The markdown cell that opens a notebook's checked exercises.
-INTRO = (
-    "### Exercises with a check\n"
-    "\n"
-    "Write each function below in place of its `raise NotImplementedError` line, then run the cell under it. "
-    "The check runs your function on several cases (edge cases and float32 among them) and says which case "
-    "fails, what it expected and what it got, and which classic mistake your result matches, if it recognises "
-    "one. It never shows the answer. Reference solutions are in `vaelib/teaching/exercise_solutions.py`: "
-    "look there only after trying."
-)
-
 
 def exercises_for(notebook):
     """The exercises of one notebook, ``"05"`` say, in order."""

@@ -22,7 +22,7 @@ from ..estimators import pathwise_gradient, score_function_gradient
 from .slider_view import SliderView
 
 #: Slider settings: 9 x 8 = 72 in all, each precomputed as one frame for a page without a kernel
-#: (about 9 KB a frame at the figure's 10 x 4.4 inches, 100 dpi).
+#: (about 6 KB a frame: the figure's 10 x 4.4 inches at ``slider_view.FRAME_DPI``, 72 dpi).
 SIGMA_OPTIONS = (0.1, 0.2, 0.3, 0.5, 0.7, 1.0, 1.5, 2.0, 3.0)
 N_OPTIONS = (1, 2, 5, 10, 20, 50, 200, 1000)
 N_BINS = 40

@@ -21,8 +21,7 @@ import numpy as np
 from scipy.ndimage import zoom
 from scipy.special import logsumexp
 
-from vaelib.core.layers import sigmoid
-from vaelib.core.vae import decode
+from vaelib.teaching.digit_figures import decoder_means
 from .slider_view import SliderView
 
 #: Posterior mass inside each contour.
@@ -116,13 +115,6 @@ def _crop(posteriors, n, nats=25.0, margin=4):
     return grid.axis[r0:r1], grid.axis[c0:c1], log_post[r0:r1, c0:c1], log_post
 
 
-def decoder_pixels(params, z, config):
-    """What the decoder predicts for each pixel at ``z`` (shape (n, 2)): the Bernoulli
-    probabilities ``sigmoid(logits)``, or the Gaussian means. Shape (n, n_pixels)."""
-    out = decode(params, z, config)
-    return sigmoid(out) if config.likelihood == "bernoulli" else out
-
-
 def digit_panels(params, x, config, posteriors, gaps, indices):
     """Everything the view draws for each chosen image, computed once.
 
@@ -142,8 +134,9 @@ def digit_panels(params, x, config, posteriors, gaps, indices):
     list of dict, one per index: ``"contours"`` (list of (k, 2) polylines, one per
     :data:`CONTOUR_MASSES`), ``"ellipses"`` (name -> list of (121, 2) curves, one per
     :data:`ELLIPSE_RADII`), ``"limits"`` ((z1_low, z1_high), (z2_low, z2_high)), ``"image"``,
-    ``"decoded_encoder"``, ``"decoded_best"`` (each shape (n_pixels,), :func:`decoder_pixels` at the
-    encoder's mean and at the best full Gaussian's mean), ``"numbers"`` (dict of floats, nats).
+    ``"decoded_encoder"``, ``"decoded_best"`` (each shape (n_pixels,),
+    :func:`~vaelib.teaching.digit_figures.decoder_means` at the encoder's mean and at the best
+    full Gaussian's mean), ``"numbers"`` (dict of floats, nats).
     """
     panels = []
     for n in indices:
@@ -155,8 +148,7 @@ def digit_panels(params, x, config, posteriors, gaps, indices):
         ellipses = {name: [ellipse_points(q, r) for r in ELLIPSE_RADII] for name, q in qs.items()}
         points = np.vstack([*contours, *[e[-1] for e in ellipses.values()]])  # the outer ellipses
         limits = _square_limits(points)
-        means = np.stack([qs["encoder"].mean, qs["full"].mean]).astype(next(iter(params.values())).dtype)
-        decoded = decoder_pixels(params, means, config)
+        decoded = decoder_means(params, np.stack([qs["encoder"].mean, qs["full"].mean]), config)
         numbers = {
             "log_px": gaps.log_px[n],
             "elbo_encoder": gaps.elbo_encoder[n],

@@ -34,6 +34,7 @@ from threadpoolctl import threadpool_limits
 
 from vaelib.core.vae import VAEConfig, decode, encode, negative_elbo_forward
 from vaelib.machinery.train import fit
+from vaelib.teaching.digit_figures import mosaic
 from .slider_view import SliderView, value_slider
 
 #: The default grid of decoder standard deviations (pixels in [0, 1]).
@@ -150,26 +151,6 @@ def _square_shape(n_pixels):
     return (side, side) if side * side == n_pixels else (1, n_pixels)
 
 
-def image_mosaic(originals, reconstructions, image_shape):
-    """Two rows of images side by side: ``originals`` on top, ``reconstructions`` below.
-
-    Parameters
-    ----------
-    originals, reconstructions : ndarray, shape (n_images, n_pixels)
-    image_shape : tuple (h, w)
-
-    Returns
-    -------
-    ndarray, shape (2 * h, n_images * w)
-    """
-    h, w = image_shape
-
-    def row(images):
-        return np.asarray(images).reshape(-1, h, w).transpose(1, 0, 2).reshape(h, -1)
-
-    return np.concatenate([row(originals), row(reconstructions)], axis=0)
-
-
 def readout(table, i):
     """The numbers the view shows for row ``i`` of a :func:`train_sigma_sweep` table, as text."""
     return (
@@ -217,14 +198,17 @@ def make_sigma_tradeoff_view(table, sigma=None):
     Returns
     -------
     SliderView
-        Slider ``sigma``. Artists: ``fig.axes[0].images[0]`` the mosaic of
-        :func:`image_mosaic` (test images on top, reconstructions below);
+        Slider ``sigma``. Artists: ``fig.axes[0].images[0]`` the
+        :func:`~vaelib.teaching.digit_figures.mosaic` (no padding) of the test images on
+        top and the reconstructions below;
         ``fig.axes[1].lines[0]`` KL against sigma, ``lines[1]`` the marker on it;
         ``fig.axes[2].lines[0]`` the reconstruction term ``-log p(x|z)`` against
         sigma (symlog axis), ``lines[1]`` the marker on it.
     """
     sigmas = table["sigma"]
-    mosaics = [image_mosaic(table["originals"], r, table["image_shape"]) for r in table["reconstructions"]]
+    originals = table["originals"]
+    mosaics = [mosaic(np.concatenate([originals, r]), len(originals), table["image_shape"], pad=0)
+               for r in table["reconstructions"]]
     fig = plt.figure(figsize=(10, 6.4), dpi=100)
     grid = fig.add_gridspec(2, 2, height_ratios=[1.0, 1.15])
     ax_img = fig.add_subplot(grid[0, :])

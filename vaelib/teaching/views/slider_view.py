@@ -208,7 +208,7 @@ class SliderView:
             finally:
                 for artist in self.moving:
                     artist.set_animated(False)
-            self._background_key = (id(canvas.get_renderer()), self.fig.dpi, tuple(self.fig.get_size_inches()))
+            self._background_key = key
         canvas.restore_region(self._background)
         for artist in self.moving:
             self.fig.draw_artist(artist)
@@ -402,11 +402,28 @@ def _kernel_note(view):
     why = ("its sliders are continuous" if n is None else
            f"its {n} settings are too many to store" if n > MAX_STATIC_FRAMES else
            "this copy of the notebook was saved without its precomputed settings")
+    return kernel_note(why, names, view.readout)
+
+
+def kernel_note(why, names=None, readout=None):
+    """HTML saying that a figure moves only with a running kernel, and how to start one.
+
+    Parameters
+    ----------
+    why : str
+        Why no player was precomputed, shown in brackets.
+    names : str, optional
+        The sliders' labels, comma-separated.
+    readout : str, optional
+        The numbers at the starting setting.
+    """
+    sliders = f" ({html.escape(names)})" if names else ""
+    numbers = f'<pre class="vaelib-static-readout">{html.escape(readout)}</pre>' if readout is not None else ""
     return (
         '<div class="vaelib-needs-kernel"><p><strong>This figure moves with a running Python kernel</strong> '
-        f"({why}). To move its sliders ({html.escape(names)}), start JupyterLab with <code>make lab</code> "
+        f"({why}). To move its sliders{sliders}, start JupyterLab with <code>make lab</code> "
         "and run this notebook. The figure below shows the starting setting.</p>"
-        f'<pre class="vaelib-static-readout">{html.escape(view.readout)}</pre></div>'
+        f"{numbers}</div>"
     )
 
 

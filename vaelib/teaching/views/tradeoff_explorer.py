@@ -26,30 +26,10 @@ import numpy as np
 from matplotlib.layout_engine import TightLayoutEngine
 from matplotlib.ticker import FixedLocator, MaxNLocator
 
+from vaelib.teaching.digit_figures import mosaic
 from .slider_view import SliderView, value_slider
 
 ROW_LABELS = ("test digits", "reconstructions", "samples")
-#: A unit is active when ``Var_x(mu_j(x))`` exceeds this (:func:`vaelib.core.evaluate.active_units`' default).
-ACTIVE_THRESHOLD = 0.01
-
-
-def image_rows(rows, image_shape):
-    """Stack rows of images into one picture.
-
-    Parameters
-    ----------
-    rows : sequence of ndarray, each shape (n_images, n_pixels)
-    image_shape : tuple (h, w)
-
-    Returns
-    -------
-    ndarray, shape (len(rows) * h, n_images * w), values clipped to [0, 1]
-    """
-    h, w = image_shape
-    if len({len(r) for r in rows}) != 1:
-        raise ValueError(f"every row needs the same number of images, got {[len(r) for r in rows]}")
-    pictures = [np.asarray(r).reshape(-1, h, w).transpose(1, 0, 2).reshape(h, -1) for r in rows]
-    return np.clip(np.concatenate(pictures, axis=0), 0.0, 1.0)
 
 
 def loss_line(rate, distortion, weight, rate_range):
@@ -104,13 +84,18 @@ def make_tradeoff_view(table, name, weights, *, symbol, weight_symbol, distortio
         Slider ``name``. Artists: ``fig.axes[0]`` the plane, with ``lines[0]`` training points,
         ``lines[1]`` test points, ``lines[2]`` the ring on the chosen training point, ``lines[3]``
         on its test point, ``lines[4]`` the constant-loss line; ``fig.axes[1].patches`` the KL bars
-        (largest first); ``fig.axes[2].images[0]`` the picture of :func:`image_rows`.
+        (largest first); ``fig.axes[2].images[0]`` the picture: test digits, reconstructions and samples
+        in three rows (:func:`~vaelib.teaching.digit_figures.mosaic` without padding), clipped to [0, 1].
     """
     values = np.asarray(table[name], dtype=float)
     table = {**table, "values": values, "weights": np.asarray(weights, dtype=float)}
     n_models, n_latent = table["kl_per_dim"].shape
-    pictures = [image_rows([table["originals"], table["reconstructions"][i], table["samples"][i]],
-                           table["image_shape"]) for i in range(n_models)]
+    n_images = len(table["originals"])
+    counts = (n_images, np.shape(table["reconstructions"])[1], np.shape(table["samples"])[1])
+    if len(set(counts)) != 1:
+        raise ValueError(f"every row needs the same number of images, got {list(counts)}")
+    pictures = [np.clip(mosaic(np.concatenate([table["originals"], table["reconstructions"][i], table["samples"][i]]),
+                               n_images, table["image_shape"], pad=0), 0.0, 1.0) for i in range(n_models)]
     rate_tr, dist_tr = table["rate_train"], table[distortion_key + "_train"]
     rate_te, dist_te = table["rate"], table[distortion_key]
 
@@ -166,8 +151,7 @@ def make_tradeoff_view(table, name, weights, *, symbol, weight_symbol, distortio
         line.set_data(*loss_line(rate_tr[i], dist_tr[i], w, rate_range))
         plane_title.set_text(f"{symbol} = {values[i]:g}: line of slope −{w:g} through its training point")
         order = np.argsort(table["kl_per_dim"][i])[::-1]
-        active = table["unit_variances"][i][order] > ACTIVE_THRESHOLD
-        for bar, height, is_active in zip(bars, table["kl_per_dim"][i][order], active):
+        for bar, height, is_active in zip(bars, table["kl_per_dim"][i][order], table["active"][i][order]):
             bar.set_height(height)
             bar.set_color("C0" if is_active else "0.65")
         kl_title.set_text(f"{table['active_units'][i]} of {n_latent} units active (blue); "
