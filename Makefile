@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 # JupyterLab refuses to start as root unless told to (containers often run as root).
 LAB_FLAGS := $(if $(filter 0,$(shell id -u)),--allow-root,)
 # Where data sets are looked up (see README, "Data"). Set VAELIB_DATA to override.
-# This team's checkouts keep the fixed binarised MNIST in ../shared/data.
+# A copy of the fixed binarised MNIST in ../shared/data, beside the checkout, is used if present.
 VAELIB_DATA ?= $(if $(wildcard ../shared/data/binarized_mnist.npz),$(abspath ../shared/data),)
 export VAELIB_DATA
 
