@@ -7,7 +7,6 @@ import matplotlib
 matplotlib.use("Agg")
 
 import numpy as np
-from matplotlib.text import Text
 import pytest
 
 from vaelib.teaching.views.gradient_estimators import (
@@ -16,6 +15,8 @@ from vaelib.teaching.views.gradient_estimators import (
     shared_bin_edges,
     step_outline,
 )
+
+from figure_checks import assert_readable
 
 MU, N_REPEATS, SEED = 1.0, 400, 3
 
@@ -106,10 +107,4 @@ def test_step_outline_and_edges_by_hand():
 
 
 def test_figure_is_readable(view):
-    """At least 9 inches wide at 100 dpi; every piece of text at least 9 pt."""
-    width, _ = view.fig.get_size_inches()
-    assert width >= 9 and view.fig.dpi >= 100
-    view.fig.canvas.draw()
-    texts = [t for t in view.fig.findobj(Text) if t.get_visible() and t.get_text()]  # titles, labels, ticks
-    assert len(texts) > 8
-    assert min(t.get_fontsize() for t in texts) >= 9
+    assert_readable(view.fig, min_texts=8)

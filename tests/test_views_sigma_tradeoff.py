@@ -4,12 +4,12 @@ import re
 from types import SimpleNamespace
 
 import numpy as np
-from matplotlib.text import Text
 import pytest
 from scipy.stats import norm
 
 from vaelib.core.vae import VAEConfig, decode, encode
 from vaelib.teaching.views import sigma_tradeoff
+from figure_checks import assert_readable
 
 SIDE = 4
 D = SIDE * SIDE
@@ -166,13 +166,7 @@ def test_symlog_axis_shows_small_negative_next_to_huge_values():
 
 
 def test_figure_is_readable(view):
-    """At least 9 inches wide at 100 dpi; every piece of text at least 9 pt."""
-    width, _ = view.fig.get_size_inches()
-    assert width >= 9 and view.fig.dpi >= 100
-    view.fig.canvas.draw()
-    texts = [t for t in view.fig.findobj(Text) if t.get_visible() and t.get_text()]  # titles, labels, ticks
-    assert len(texts) > 10
-    assert min(t.get_fontsize() for t in texts) >= 9
+    assert_readable(view.fig, min_texts=10)
 
 
 def test_sweep_trains_on_the_given_blas_threads(data, monkeypatch):
