@@ -1,13 +1,19 @@
 """The cache of trained models: a hit returns what was trained; bad entries are never used."""
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 import zipfile
 
+import filelock
 import numpy as np
 import pytest
 
 from vaelib.core.vae import VAEConfig
-from vaelib.machinery.cache import ModelCache, cache_dir, training_code_version
+from vaelib.machinery.cache import ModelCache, TrainingProgress, cache_dir, training_code_version
 from vaelib.machinery.data import Dataset
 
 CONFIG = VAEConfig(n_pixels=16, hidden=(8,), n_latent=2)
@@ -112,6 +118,27 @@ def test_an_unwritable_cache_still_returns_the_model(tmp_path, data):
     assert model.path is None and any("cannot write" in line for line in lines)
 
 
+def test_training_reports_each_epoch_and_records_the_model_in_the_training_log(cache, data):
+    reports = []
+    cache.progress = reports.append
+    model = fit(cache, data, epochs=3, progress=True, label="toy")
+    assert [(r.epoch, r.done, r.waiting) for r in reports] == [(0, False, False), (1, False, False),
+                                                               (2, False, False), (3, False, False),
+                                                               (3, True, False)]
+    assert all(r.label == "toy" and r.epochs == 3 and r.pid == os.getpid() for r in reports)
+    assert [(r["event"], r["entry"]) for r in cache.training_log()] == [("trained", model.path.name)]
+    fit(cache, data, epochs=3, progress=True)  # read from the cache: no report, no record
+    assert len(reports) == 5 and len(cache.training_log()) == 1
+
+
+def test_the_time_left_is_the_mean_epoch_times_the_epochs_to_go():
+    assert TrainingProgress("m", epochs=10, epoch=0, seconds=3.0).seconds_left is None
+    assert TrainingProgress("m", epochs=10, epoch=4, seconds=8.0).seconds_left == pytest.approx(12.0)
+    line = TrainingProgress("β = 1", epochs=10, epoch=4, seconds=8.0, waiting=True, pid=42).describe()
+    assert line == "waiting for process 42, which trains β = 1: epoch 4 of 10, about 12 s left"
+    assert "about 3 min left" in TrainingProgress("m", epochs=100, epoch=10, seconds=20.0).describe()
+
+
 def test_cache_dir_comes_from_the_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("VAELIB_CACHE", str(tmp_path / "c"))
     assert cache_dir() == tmp_path / "c"
@@ -141,3 +168,118 @@ def test_code_version_ignores_docstrings_but_not_code(tmp_path, monkeypatch):
     assert training_code_version() == base
     layers.write_text(text.replace(code, code + " + 0"))
     assert training_code_version() != base
+
+
+# ---------------------------------------------------------------- several processes at once
+# A child process: waits for the file GO (if given), then asks the cache for a model of random
+# 8x8 digits; writes every log line to LOG as it comes, and its result as JSON on stdout.
+WORKER = r"""
+import json, os, sys, time
+import numpy as np
+from vaelib.core.vae import VAEConfig
+from vaelib.machinery.cache import ModelCache, array_checksum
+from vaelib.machinery.data import Dataset
+
+args = json.loads(sys.argv[1])
+x = (np.random.default_rng(7).random((600, 64)) > 0.5).astype(np.float32)
+data = Dataset("toy8x8", x[:500], x[500:], None, None, binary=True, image_shape=(8, 8))
+reports = []
+with open(args["log"], "a") as log_file:
+    def log(line):
+        log_file.write(line + "\n")
+        log_file.flush()
+    cache = ModelCache(args["cache"], log=log, progress=reports.append)
+    open(args["ready"], "w").close()
+    while args.get("go") and not os.path.exists(args["go"]):
+        time.sleep(0.01)
+    model = cache.fit(VAEConfig(n_pixels=64, hidden=(32,), n_latent=2), data, epochs=args["epochs"], batch_size=50,
+                      label="toy model")
+print(json.dumps({"pid": os.getpid(), "trained_now": model.trained_now,
+                  "checksum": array_checksum(*(model.params[k] for k in sorted(model.params))),
+                  "waiting_for": sorted({r.pid for r in reports if r.waiting}),
+                  "done": [r.done for r in reports][-1:]}))
+"""
+TOY_CONFIG = VAEConfig(n_pixels=64, hidden=(32,), n_latent=2)
+
+
+def toy_key(cache, epochs):
+    x = (np.random.default_rng(7).random((600, 64)) > 0.5).astype(np.float32)
+    data = Dataset("toy8x8", x[:500], x[500:], None, None, binary=True, image_shape=(8, 8))
+    return cache.key(TOY_CONFIG, data, epochs=epochs, batch_size=50)
+
+
+def start_worker(tmp_path, name, epochs, go=None):
+    args = {"cache": str(tmp_path / "models"), "epochs": epochs, "log": str(tmp_path / f"{name}.log"),
+            "ready": str(tmp_path / f"{name}.ready"), "go": go}
+    proc = subprocess.Popen([sys.executable, "-c", WORKER, json.dumps(args)], stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "OPENBLAS_NUM_THREADS": "1"})
+    proc.name, proc.ready, proc.log = name, tmp_path / f"{name}.ready", tmp_path / f"{name}.log"
+    return proc
+
+
+def wait_until(condition, what, timeout=120.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def result_of(proc):
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, f"{proc.name} exited with {proc.returncode}; its log:\n{proc.log.read_text()}"
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def test_processes_asking_at_once_train_the_model_once_and_the_others_wait(tmp_path):
+    """Three processes ask for one missing model at the same moment: one trains it, two wait and read it."""
+    cache = ModelCache(tmp_path / "models", log=lambda line: None)
+    key = toy_key(cache, epochs=150)
+    cache.path.mkdir(parents=True)
+    gate = filelock.FileLock(cache.entry_path(key).with_suffix(".lock"))
+    gate.acquire()  # held by this process until all three children are blocked on it
+    go = tmp_path / "go"
+    procs = [start_worker(tmp_path, f"worker{i}", 150, go=str(go)) for i in range(3)]
+    wait_until(lambda: all(p.ready.exists() for p in procs), "the workers to start")
+    go.touch()
+    time.sleep(3.0)  # each computes the key, then blocks on the lock
+    gate.release()
+    results = [result_of(p) for p in procs]
+
+    trainers = [r for r in results if r["trained_now"]]
+    assert len(trainers) == 1, results
+    assert len({r["checksum"] for r in results}) == 1  # all three have the same parameters
+    trainer = trainers[0]["pid"]
+    records = cache.training_log()
+    assert [(r["event"], r["pid"]) for r in records if r["event"] == "trained"] == [("trained", trainer)]
+    waiters = sorted(r["pid"] for r in records if r["event"] == "waited")
+    assert len(waiters) == 3  # the two that read the model, and the trainer, which first waited for this test
+    for r in results:
+        if r["pid"] != trainer:
+            assert r["waiting_for"] == [trainer], r  # they showed whose training they waited for ...
+            assert r["done"] == [True]
+            log = next(p.log for p in procs if p.pid == r["pid"]).read_text()
+            assert f"waiting for process {trainer}, which trains toy model: epoch" in log  # ... and said so
+    assert cache.load(key) is not None
+    assert not cache.entry_path(key).with_suffix(".progress.json").exists()
+
+
+def test_a_killed_trainer_leaves_no_entry_and_the_waiting_process_trains_the_model(tmp_path):
+    cache = ModelCache(tmp_path / "models", log=lambda line: None)
+    key = toy_key(cache, epochs=300)
+    progress_file = cache.entry_path(key).with_suffix(".progress.json")
+    first = start_worker(tmp_path, "first", 300)
+    wait_until(lambda: progress_file.exists() and json.loads(progress_file.read_text())["epoch"] >= 1,
+               "the first worker's first epoch")
+    second = start_worker(tmp_path, "second", 300)
+    wait_until(lambda: second.log.exists() and f"waiting for process {first.pid}" in second.log.read_text(),
+               "the second worker to wait")
+    first.send_signal(signal.SIGKILL)  # mid-training: the OS releases its lock
+    first.wait(timeout=60)
+    assert not cache.entry_path(key).exists()  # no half entry
+    result = result_of(second)
+    assert result["trained_now"] and result["pid"] == second.pid
+    assert [(r["event"], r["pid"]) for r in cache.training_log()] == [("waited", second.pid),
+                                                                      ("trained", second.pid)]
+    assert cache.load(key) is not None
+    leftovers = [p.name for p in cache.path.iterdir() if p.name.endswith(".tmp")]
+    assert leftovers == []
