@@ -69,18 +69,32 @@ def _mc(lp, z, mu, lv, combine, reduce=lambda v: v.mean(axis=0), std=None):
     return reduce(combine(lp, log_pz, log_qz))
 
 
-def _evidence(x, W, b, sigma, noise=None, det_factor=0.5, two_pi=True, inverse=True):
+def _evidence(x, W, b, sigma, noise=None, det_factor=0.5, two_pi=True, inverse=True, quad_factor=0.5):
     D = len(b)
     C = W @ W.T + (sigma**2 if noise is None else noise) * np.eye(D)
     r = x - b
     quad = r @ np.linalg.solve(C, r) if inverse else r @ C @ r
-    return -0.5 * (D * math.log(2 * math.pi) * two_pi + quad) - det_factor * np.linalg.slogdet(C)[1]
+    return -0.5 * D * math.log(2 * math.pi) * two_pi - quad_factor * quad - det_factor * np.linalg.slogdet(C)[1]
 
 
-def _lg_elbo(x, mu, lv, W, b, s, spread=True, kl_sign=-1, one_over=None, var=None, normaliser=True):
+def _evidence_by_det(x, W, b, sigma):
+    """The textbook density's log, with log det C as the log of det C."""
+    D = len(b)
+    C = W @ W.T + sigma**2 * np.eye(D)
+    return -0.5 * (D * math.log(2 * math.pi) + np.log(np.linalg.det(C)) + (x - b) @ np.linalg.inv(C) @ (x - b))
+
+
+def _evidence_with_covariance(x, b, C):
+    _, log_det = np.linalg.slogdet(C)
+    return -0.5 * (len(b) * math.log(2 * math.pi) + log_det + (x - b) @ np.linalg.solve(C, x - b))
+
+
+def _lg_elbo(x, mu, lv, W, b, s, spread=True, kl_sign=-1, one_over=None, var=None, normaliser=True,
+             bias=True, column_norms=True):
     D = len(b)
     var = np.exp(lv) if var is None else var
-    sq = np.sum((x - W @ mu - b) ** 2) + spread * np.sum(np.sum(W**2, axis=0) * var)
+    weights = np.sum(W**2, axis=0) if column_norms else 1.0
+    sq = np.sum((x - W @ mu - bias * b) ** 2) + spread * np.sum(weights * var)
     scale = 2 * s**2 if one_over is None else one_over
     ell = -normaliser * 0.5 * D * math.log(2 * math.pi * s**2) - sq / scale
     kl = 0.5 * np.sum(var + mu**2 - 1 - np.log(var))
@@ -129,6 +143,8 @@ LEARNER_MISTAKES = {
     ("monte_carlo_elbo", "no_prior"): lambda *a: _mc(*a, lambda lp, pz, qz: lp - qz),
     ("monte_carlo_elbo", "mean_over_images"): lambda *a: _mc(*a, lambda lp, pz, qz: lp + pz - qz,
                                                              reduce=lambda v: v.mean(axis=1)),
+    ("monte_carlo_elbo", "closed_form_kl"): lambda lp, z, mu, lv: lp.mean(axis=0) - 0.5 * np.sum(
+        np.exp(lv) + mu**2 - 1 - lv, axis=-1),
     # 02
     ("log_evidence_closed_form", "sigma_for_variance"): lambda x, W, b, s: _evidence(x, W, b, s, noise=s),
     ("log_evidence_closed_form", "no_prior_spread"): lambda x, W, b, s: _evidence(x, 0 * W, b, s),
@@ -136,12 +152,24 @@ LEARNER_MISTAKES = {
     ("log_evidence_closed_form", "no_2pi"): lambda x, W, b, s: _evidence(x, W, b, s, two_pi=False),
     ("log_evidence_closed_form", "covariance_not_inverted"): lambda x, W, b, s: _evidence(x, W, b, s,
                                                                                             inverse=False),
+    ("log_evidence_closed_form", "no_noise"): lambda x, W, b, s: _evidence_with_covariance(x, b, W @ W.T),
+    ("log_evidence_closed_form", "noise_on_every_entry"): lambda x, W, b, s: _evidence_with_covariance(
+        x, b, W @ W.T + s**2),
+    ("log_evidence_closed_form", "no_bias"): lambda x, W, b, s: _evidence_with_covariance(
+        x, 0 * x, W @ W.T + s**2 * np.eye(len(x))),
+    ("log_evidence_closed_form", "no_half_on_quadratic"): lambda *a: _evidence(*a, quad_factor=1.0),
+    ("log_evidence_closed_form", "no_half_at_all"): lambda *a: _evidence(*a, quad_factor=1.0, det_factor=1.0,
+                                                                         two_pi=2),
+    ("log_evidence_closed_form", "log_of_det"): _evidence_by_det,
     ("elbo_closed_form", "no_spread"): lambda *a: _lg_elbo(*a, spread=False),
     ("elbo_closed_form", "plus_kl"): lambda *a: _lg_elbo(*a, kl_sign=+1),
     ("elbo_closed_form", "notes_one_over_two_sigma"): lambda *a: _lg_elbo(*a, one_over=2 * a[-1]),
     ("elbo_closed_form", "exp_log_var_as_std"): lambda x, mu, lv, W, b, s: _lg_elbo(
         x, mu, lv, W, b, s, var=np.exp(lv) ** 2),
     ("elbo_closed_form", "no_normaliser"): lambda *a: _lg_elbo(*a, normaliser=False),
+    ("elbo_closed_form", "no_bias"): lambda *a: _lg_elbo(*a, bias=False),
+    ("elbo_closed_form", "spread_without_W"): lambda *a: _lg_elbo(*a, column_norms=False),
+    ("elbo_closed_form", "no_kl"): lambda *a: _lg_elbo(*a, kl_sign=0),
     # 03
     ("gaussian_log_likelihood", "notes_one_over_two_sigma"): lambda x, m, s: _gauss(x, m, s, quad=2 * s),
     ("gaussian_log_likelihood", "missing_half"): lambda x, m, s: _gauss(x, m, s, quad=s**2),
@@ -152,17 +180,20 @@ LEARNER_MISTAKES = {
         -(x - m) ** 2 / (2 * s**2) - math.log(s) - 0.5 * math.log(2 * math.pi), axis=-1),
     ("gaussian_log_likelihood", "sigma_as_variance"): lambda x, m, s: np.sum(
         -0.5 * np.log(2 * np.pi * s) - (x - m) ** 2 / (2 * s), axis=-1),
+    ("gaussian_log_likelihood", "log_variance_not_halved"): lambda x, m, s: _gauss(x, m, s, log_sigma=2),
     ("best_sigma", "variance"): lambda x, m: np.mean((x - m) ** 2, axis=1),
     ("best_sigma", "root_of_sum"): lambda x, m: np.sqrt(np.sum((x - m) ** 2, axis=1)),
     ("best_sigma", "notes_formula"): lambda x, m: np.sum((x - m) ** 2, axis=1) / (2 * x.shape[1]),
     ("best_sigma", "np_std"): lambda x, m: (x - m).std(axis=1),
     ("best_sigma", "one_sigma_for_the_batch"): lambda x, m: np.sqrt(np.mean((x - m) ** 2)),
     ("best_sigma", "mean_absolute_residual"): lambda x, m: np.abs(x - m).mean(axis=1),
+    ("best_sigma", "divided_by_d_minus_1"): lambda x, m: np.sqrt(((x - m) ** 2).sum(axis=1) / (x.shape[1] - 1)),
     # 04
     ("reparam_sample", "exp_log_var_as_std"): lambda mu, lv, eps: mu + np.exp(lv) * eps,
     ("reparam_sample", "log_var_as_std"): lambda mu, lv, eps: mu + lv * eps,
     ("reparam_sample", "divided_by_std"): lambda mu, lv, eps: mu + eps / np.exp(0.5 * lv),
     ("reparam_sample", "no_mean"): lambda mu, lv, eps: np.exp(0.5 * lv) * eps,
+    ("reparam_sample", "noise_not_scaled"): lambda mu, lv, eps: mu + eps,
     ("log_q_of_sample", "inverted_jacobian"): lambda mu, lv, eps: norm.logpdf(eps).sum(-1) + 0.5 * lv.sum(-1),
     ("log_q_of_sample", "exp_log_var_jacobian"): lambda mu, lv, eps: np.sum(   # the notes' final formula
         np.log(np.exp(-(np.exp(0.5 * lv) * eps) ** 2 / (2 * np.exp(lv))) / (np.exp(lv) * np.sqrt(2 * np.pi))),
@@ -171,6 +202,9 @@ LEARNER_MISTAKES = {
     ("log_q_of_sample", "density_at_eps"): lambda mu, lv, eps: norm.logpdf(eps, mu, np.exp(0.5 * lv)).sum(-1),
     ("log_q_of_sample", "prior_at_z"): lambda mu, lv, eps: norm.logpdf(mu + np.exp(0.5 * lv) * eps).sum(-1),
     ("log_q_of_sample", "not_summed"): lambda mu, lv, eps: norm.logpdf(eps) - 0.5 * lv,
+    ("log_q_of_sample", "no_2pi"): lambda mu, lv, eps: -0.5 * np.sum(eps**2, axis=-1) - 0.5 * np.sum(lv, axis=-1),
+    ("log_q_of_sample", "log_of_a_product"): lambda mu, lv, eps: (   # log |det J| as the log of a product
+        norm.logpdf(eps).sum(-1) - np.log(np.prod(np.sqrt(np.exp(lv)), axis=-1))),
     # 05
     ("kl_closed_form", "exp_log_var_as_std"): lambda mu, lv: _kl(mu, lv, var=np.exp(lv) ** 2),
     ("kl_closed_form", "std_for_variance"): lambda mu, lv: _kl(mu, lv, var=np.exp(0.5 * lv)),
@@ -179,12 +213,22 @@ LEARNER_MISTAKES = {
     ("kl_closed_form", "mean_over_latents"): lambda mu, lv: _kl(mu, lv, reduce=np.mean),
     ("kl_closed_form", "summed_over_batch"): lambda mu, lv: 0.5 * np.sum(np.exp(lv) + mu**2 - 1 - lv),
     ("kl_closed_form", "missing_minus_one"): lambda mu, lv: _kl(mu, lv, minus_one=False),
+    ("kl_closed_form", "reverse_kl"): lambda mu, lv: 0.5 * np.sum(
+        np.exp(-lv) + mu**2 / np.exp(lv) - 1 + lv, axis=-1),
+    ("kl_closed_form", "summed_over_the_batch_axis"): lambda mu, lv: 0.5 * np.sum(
+        np.exp(lv) + mu**2 - 1 - lv, axis=0),
+    ("kl_closed_form", "log_var_sign"): lambda mu, lv: 0.5 * np.sum(np.exp(lv) + mu**2 - 1 + lv, axis=-1),
+    ("kl_closed_form", "log_of_a_product"): lambda mu, lv: 0.5 * (
+        np.sum(np.exp(lv) + mu**2 - 1, axis=-1) - np.log(np.prod(np.exp(lv), axis=-1))),
     ("kl_gradients", "dlog_var_missing_half"): lambda mu, lv: (mu, np.exp(lv) - 1),
     ("kl_gradients", "derivative_wrt_std"): lambda mu, lv: (mu, np.exp(0.5 * lv) - 1 / np.exp(0.5 * lv)),
     ("kl_gradients", "gradient_of_minus_kl"): lambda mu, lv: (-mu, 0.5 * (1 - np.exp(lv))),
     ("kl_gradients", "minus_log_var_not_differentiated"): lambda mu, lv: (mu, 0.5 * np.exp(lv)),
     ("kl_gradients", "dmu_twice"): lambda mu, lv: (2 * mu, 0.5 * (np.exp(lv) - 1)),
     ("kl_gradients", "exp_log_var_as_std"): lambda mu, lv: (mu, np.exp(2 * lv) - 1),
+    ("kl_gradients", "derivative_wrt_variance"): lambda mu, lv: (mu, 0.5 - 0.5 / np.exp(lv)),
+    ("kl_gradients", "gradients_of_the_batch_mean"): lambda mu, lv: (mu / mu.shape[0],
+                                                                     (np.exp(lv) - 1) / (2 * mu.shape[0])),
     # 06
     ("bernoulli_nll_and_gradient", "sigmoid_then_log"): lambda l, x: (
         -np.sum(x * np.log(_naive_sigmoid(l)) + (1 - x) * np.log(1 - _naive_sigmoid(l)), axis=-1),
@@ -199,17 +243,27 @@ LEARNER_MISTAKES = {
     ("bernoulli_nll_and_gradient", "gradient_mean_over_pixels"): _gradient_mistake(
         lambda l, x: (expit(l) - x) / x.shape[1]),
     ("bernoulli_nll_and_gradient", "log_likelihood"): lambda l, x: (-_stable_nll(l, x), expit(l) - x),
+    ("bernoulli_nll_and_gradient", "labels_swapped"): lambda l, x: (
+        np.sum(np.logaddexp(0, l) - (1 - x) * l, axis=-1), expit(l) - x),
+    ("bernoulli_nll_and_gradient", "gradient_divided_by_batch"): _gradient_mistake(
+        lambda l, x: (expit(l) - x) / l.shape[0]),
     ("linear_backward_pass", "dx_without_transpose"): lambda dout, x, W: (dout @ W, x.T @ dout, dout.sum(0)),
     ("linear_backward_pass", "dW_transposed"): lambda dout, x, W: (dout @ W.T, dout.T @ x, dout.sum(0)),
     ("linear_backward_pass", "db_mean"): lambda dout, x, W: (dout @ W.T, x.T @ dout, dout.mean(0)),
     ("linear_backward_pass", "db_not_reduced"): lambda dout, x, W: (dout @ W.T, x.T @ dout, dout),
     ("linear_backward_pass", "dW_divided_by_batch"): lambda dout, x, W: (dout @ W.T, x.T @ dout / len(x),
                                                                           dout.sum(0)),
+    ("linear_backward_pass", "db_wrong_axis"): lambda dout, x, W: (dout @ W.T, x.T @ dout, dout.sum(axis=1)),
     ("reparam_backward_pass", "missing_half"): lambda dz, lv, eps: (dz, dz * eps * np.exp(0.5 * lv)),
     ("reparam_backward_pass", "gradient_wrt_std"): lambda dz, lv, eps: (dz, dz * eps),
     ("reparam_backward_pass", "exp_log_var_as_std"): lambda dz, lv, eps: (dz, dz * eps * np.exp(lv)),
     ("reparam_backward_pass", "dmu_times_std"): lambda dz, lv, eps: (dz * np.exp(0.5 * lv),
                                                                      0.5 * dz * eps * np.exp(0.5 * lv)),
+    ("reparam_backward_pass", "variance_for_std"): lambda dz, lv, eps: (dz, 0.5 * dz * eps * np.exp(lv)),
+    ("reparam_backward_pass", "eps_forgotten"): lambda dz, lv, eps: (dz, 0.5 * dz * np.exp(0.5 * lv)),
+    ("reparam_backward_pass", "divided_by_std"): lambda dz, lv, eps: (dz, 0.5 * dz * eps / np.exp(0.5 * lv)),
+    ("reparam_backward_pass", "dlog_var_sign"): lambda dz, lv, eps: (dz, -0.5 * dz * eps * np.exp(0.5 * lv)),
+    ("reparam_backward_pass", "dz_forgotten"): lambda dz, lv, eps: (dz, 0.5 * eps * np.exp(0.5 * lv)),
     # 07
     ("iwae_estimate", "mean_of_log_weights"): lambda lw: lw.mean(axis=1),
     ("iwae_estimate", "no_log_k"): lambda lw: logsumexp(lw, axis=1),
@@ -217,6 +271,10 @@ LEARNER_MISTAKES = {
     ("iwae_estimate", "largest_log_weight"): lambda lw: lw.max(axis=1),
     ("iwae_estimate", "divided_by_k_outside_the_log"): lambda lw: logsumexp(lw, axis=1) / lw.shape[1],
     ("iwae_estimate", "over_images"): lambda lw: logsumexp(lw, axis=0) - np.log(lw.shape[0]),
+    ("iwae_estimate", "global_max_shift"): lambda lw: lw.max() + np.log(np.exp(lw - lw.max()).sum(axis=1)
+                                                                        / lw.shape[1]),
+    ("iwae_estimate", "shift_below_the_row_max"): lambda lw: lw.mean(axis=1) + np.log(
+        np.mean(np.exp(lw - lw.mean(axis=1, keepdims=True)), axis=1)),
     # 08
     ("sigma_for_beta", "variance"): lambda beta, s, n, red: s**2 * beta * (n if red == "mean" else 1),
     ("sigma_for_beta", "no_square_root"): lambda beta, s, n, red: s * beta * (n if red == "mean" else 1),
@@ -388,7 +446,8 @@ def test_writing_into_the_inputs_spoils_no_other_case():
         mu[...], log_var[...] = 99.0, -99.0
         return out
 
-    assert grade("kl_closed_form", scribbles).status == CORRECT
+    result = grade("kl_closed_form", scribbles)
+    assert result.status == WRONG and result.modified == ["mu", "log_var"]          # reported, both named
     assert grade("kl_closed_form", solutions.kl_closed_form).status == CORRECT       # the cases are intact
 
 
@@ -398,8 +457,9 @@ def test_a_fault_in_float32_only_is_diagnosed():
         return solutions.kl_closed_form(*(a.astype(np.float16) if low else a for a in (mu, log_var)))
 
     result = grade("kl_closed_form", half_precision)
-    assert result.status == WRONG and [EXERCISES["kl_closed_form"].cases[i].label
-                                       for i in result.failing_cases] == ["float32"]
+    cases = EXERCISES["kl_closed_form"].cases
+    assert result.status == WRONG and "float32" in [cases[i].label for i in result.failing_cases]
+    assert all(cases[i].is_float32 for i in result.failing_cases)
     assert any("wrong only in float32" in d for d in result.diagnostics)
 
 
@@ -409,7 +469,8 @@ def test_an_overflow_outside_the_catalogue_gets_a_hint():
 
     result = grade("bernoulli_nll_and_gradient", naive_softplus)
     assert result.status == WRONG and result.mistake_keys == []
-    assert any("not finite at large |logits|" in d for d in result.diagnostics)
+    assert any(d.startswith("nll is not finite in case 'large |logits| (up to 1e4)'") and "At large |logits|" in d
+               for d in result.diagnostics)
 
 
 def test_float64_results_for_float32_inputs_pass_with_a_remark():

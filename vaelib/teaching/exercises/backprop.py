@@ -82,6 +82,15 @@ BERNOULLI_NLL_AND_GRADIENT = Exercise(
                 affects=("dlogits",)),
         Mistake("log_likelihood", "your nll is log p(x|z), not its negative.",
                 lambda logits, x: (-_bernoulli(logits, x)[0], _bernoulli(logits, x)[1]), affects=("nll",)),
+        Mistake("labels_swapped",
+                "your nll charges a pixel with x = 1 what a pixel with x = 0 costs, and the other way round: "
+                "x and 1 - x are swapped.",
+                lambda logits, x: (_bernoulli(logits, 1 - x)[0], _bernoulli(logits, x)[1]), affects=("nll",)),
+        Mistake("gradient_divided_by_batch",
+                "your dlogits is divided by the batch size: it is the gradient of the batch mean of the nll, "
+                "where that of its sum is asked for.",
+                lambda logits, x: (_bernoulli(logits, x)[0], _bernoulli(logits, x)[1] / len(x)),
+                affects=("dlogits",)),
     ),
     task=(
         "**A. The Bernoulli likelihood and its gradient.** Write `bernoulli_nll_and_gradient(logits, x)`: "
@@ -107,8 +116,11 @@ BERNOULLI_NLL_AND_GRADIENT = Exercise(
     """
     raise NotImplementedError("write the body of bernoulli_nll_and_gradient")
 ''',
-    nonfinite_hint=("your nll is not finite at large |logits|: there exp overflows, or a sigmoid rounds to "
-                    "exactly 0 or 1 and its log is -inf."),
+    nonfinite_hints={
+        "nll": "At large |logits| exp overflows, or a sigmoid rounds to exactly 0 or 1 and its log is -inf.",
+        "dlogits": "At large |logits| exp overflows to inf, and a ratio of two infinities (inf / inf) is nan. "
+                   "A sigmoid can be computed without an overflow.",
+    },
 )
 check_bernoulli_nll_and_gradient = BERNOULLI_NLL_AND_GRADIENT.check
 
@@ -164,6 +176,10 @@ LINEAR_BACKWARD_PASS = Exercise(
                 "your dW is divided by the batch size: the 1/B of the batch mean lives in one place, at the "
                 "start of the backward pass.",
                 _replace(1, lambda dout, x, W: _linear(dout, x, W)[1] / len(dout)), affects=("dW",)),
+        Mistake("db_wrong_axis",
+                "your db sums dout over its outputs (axis 1), not over the batch (axis 0): one value per image, "
+                "where one per output unit is expected.",
+                _replace(2, lambda dout, x, W: np.sum(dout, axis=1)), affects=("db",)),
     ),
     task=(
         "**B. One linear layer's backward pass.** Write `linear_backward_pass(dout, x, W)`: for "
@@ -239,6 +255,24 @@ REPARAM_BACKWARD_PASS = Exercise(
         Mistake("dmu_times_std", "your dmu is multiplied by the standard deviation.",
                 lambda dz, log_var, eps: (dz * np.exp(0.5 * log_var), _reparam_grads(dz, log_var, eps)[1]),
                 affects=("dmu",)),
+        Mistake("variance_for_std",
+                "your dlog_var has the variance exp(log_var) where the standard deviation belongs.",
+                _reparam_dlog_var(lambda dz, log_var, eps: _reparam_grads(dz, log_var, eps)[1]
+                                  * np.exp(0.5 * log_var)), affects=("dlog_var",)),
+        Mistake("eps_forgotten", "your dlog_var leaves out the noise eps: z depends on log_var through std * eps.",
+                _reparam_dlog_var(lambda dz, log_var, eps: _reparam_grads(dz, log_var, np.ones_like(eps))[1]),
+                affects=("dlog_var",)),
+        Mistake("divided_by_std",
+                "your dlog_var divides by the standard deviation where it should multiply by it.",
+                _reparam_dlog_var(lambda dz, log_var, eps: _reparam_grads(dz, -log_var, eps)[1]),
+                affects=("dlog_var",)),
+        Mistake("dlog_var_sign", "your dlog_var has the wrong sign.",
+                _reparam_dlog_var(lambda dz, log_var, eps: -_reparam_grads(dz, log_var, eps)[1]),
+                affects=("dlog_var",)),
+        Mistake("dz_forgotten",
+                "your dlog_var leaves out the upstream gradient dz: the chain rule multiplies by it.",
+                _reparam_dlog_var(lambda dz, log_var, eps: _reparam_grads(np.ones_like(dz), log_var, eps)[1]),
+                affects=("dlog_var",)),
     ),
     task=(
         "**C. The reparameterisation's backward pass.** Write `reparam_backward_pass(dz, log_var, eps)`: for "

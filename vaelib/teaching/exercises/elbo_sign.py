@@ -6,7 +6,7 @@ References: :func:`vaelib.core.vae.negative_elbo_forward` on small models (the l
 
 import numpy as np
 
-from vaelib.core.gaussian import log_normal, log_std_normal
+from vaelib.core.gaussian import kl_std_normal, log_normal, log_std_normal
 from vaelib.core.vae import VAEConfig, init_params, negative_elbo_forward
 
 from .grading import Case, Exercise, Mistake
@@ -96,20 +96,25 @@ check_loss_from_elbo_terms = LOSS_FROM_ELBO_TERMS.check
 
 # ---------------------------------------------------------------- the Monte Carlo ELBO
 def _elbo_cases():
-    def case(label, n_samples, batch, n_latent, seed, log_var_scale=1.0, dtype=np.float64):
+    def case(label, n_samples, batch, n_latent, seed, log_var_scale=1.0, dtype=np.float64, mu_shift=0.0,
+             log_var_shift=0.0):
         rng = np.random.default_rng(seed)
-        mu = rng.normal(size=(batch, n_latent))
-        log_var = log_var_scale * rng.normal(size=(batch, n_latent))
+        mu = rng.normal(size=(batch, n_latent)) + mu_shift
+        log_var = log_var_scale * rng.normal(size=(batch, n_latent)) + log_var_shift
         z = mu + np.exp(0.5 * log_var) * rng.standard_normal((n_samples, batch, n_latent))
         log_px_given_z = -10.0 - 5.0 * rng.random((n_samples, batch))
         inputs = {"log_px_given_z": log_px_given_z, "z": z, "mu": mu, "log_var": log_var}
         return Case(label, {k: v.astype(dtype) for k, v in inputs.items()})
 
+    far_out = np.array([[40.0, 0.0], [0.0, 0.0], [-3.0, 1.0]])
     return [case("random, 20 samples x 3 images x 2 latents", 20, 3, 2, 11),
             case("one sample", 1, 4, 3, 12),
             case("a batch of one, 50 samples", 50, 1, 2, 13),
             case("log_var = 0", 10, 3, 2, 14, log_var_scale=0.0),
-            case("float32, 30 samples x 5 images", 30, 5, 4, 15, dtype=np.float32)]
+            case("float32, 30 samples x 5 images", 30, 5, 4, 15, dtype=np.float32),
+            case("q far out in the prior's tail (mu = 40 in image 0)", 10, 3, 2, 16, mu_shift=far_out),
+            case("float32, 100 latents, log_var near -8", 5, 2, 100, 17, log_var_scale=0.5, dtype=np.float32,
+                 log_var_shift=-8.0)]
 
 
 def _elbo_terms(log_px_given_z, z, mu, log_var, log_var_of_q=None):
@@ -146,6 +151,11 @@ MONTE_CARLO_ELBO = Exercise(
                 _elbo(lambda lpx, lpz, lqz: lpx - lqz)),
         Mistake("mean_over_images", "you averaged over the images (axis 1), not over the samples (axis 0).",
                 _elbo(_RIGHT, reduce=lambda values: np.mean(values, axis=1))),
+        Mistake("closed_form_kl",
+                "you subtracted the closed-form KL from the mean log-likelihood: a valid estimate of the ELBO, "
+                "but not the Monte Carlo estimate from the samples that is asked for (the two differ for every "
+                "finite number of samples).",
+                lambda lp, z, mu, log_var: np.mean(lp, axis=0) - kl_std_normal(mu, log_var)),
     ),
     task=(
         "**B. A Monte Carlo ELBO.** Write `monte_carlo_elbo(log_px_given_z, z, mu, log_var)`: the estimate of "

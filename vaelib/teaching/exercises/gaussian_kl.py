@@ -25,7 +25,21 @@ def _kl_cases():
         Case("float32",
              {"mu": rng.normal(size=(6, 4)).astype(np.float32),
               "log_var": rng.normal(size=(6, 4)).astype(np.float32)}),
+        Case("float32, 64 latents, log_var near -4",
+             {"mu": rng.normal(size=(3, 64)).astype(np.float32),
+              "log_var": (-4 + 0.5 * rng.standard_normal((3, 64))).astype(np.float32)}),
     ]
+
+
+def _reverse_kl(mu, log_var):
+    """KL(p || q) of each row, p = N(0, I): the divergence taken the other way round."""
+    return 0.5 * np.sum((1 + mu**2) * np.exp(-log_var) - 1 + log_var, axis=-1)
+
+
+def _kl_from_a_product(mu, log_var):
+    """The closed form with sum(log_var) computed as the log of the product of the variances."""
+    log_det = np.log(np.prod(np.exp(log_var), axis=-1))
+    return kl_std_normal(mu, log_var) + 0.5 * (np.sum(log_var, axis=-1) - log_det)
 
 
 def _kl_sanity(case, kl):
@@ -61,6 +75,20 @@ KL_CLOSED_FORM = Exercise(
         Mistake("missing_minus_one",
                 "the -1 inside the bracket is missing: your KL is L/2 too large, and not 0 when q = p.",
                 lambda mu, log_var: kl_std_normal(mu, log_var) + 0.5 * mu.shape[-1]),
+        Mistake("reverse_kl",
+                "yours is KL(p || q), the divergence from the prior to q: the KL is not symmetric, and the one "
+                "in the ELBO is KL(q || p).",
+                _reverse_kl),
+        Mistake("summed_over_the_batch_axis",
+                "you summed over the batch axis (axis 0), not over the latent dimensions: one value per row is "
+                "expected.",
+                lambda mu, log_var: np.sum(kl_std_normal(mu.T[..., None], log_var.T[..., None]), axis=-1)),
+        Mistake("log_var_sign", "the log_var term enters your KL with the wrong sign.",
+                lambda mu, log_var: kl_std_normal(mu, log_var) + np.sum(log_var, axis=-1)),
+        Mistake("log_of_a_product",
+                "you took the log of the product of the variances: over many latents the product underflows to "
+                "0 (in float32 below about 1e-45) or overflows, and its log is infinite. A sum of logs does not.",
+                _kl_from_a_product),
     ),
     task=(
         "**A. The closed-form KL.** Write `kl_closed_form(mu, log_var)`: the KL divergence from "
@@ -122,6 +150,15 @@ KL_GRADIENTS = Exercise(
         Mistake("exp_log_var_as_std",
                 "your dlog_var is the gradient of the KL computed with exp(log_var) as the standard deviation.",
                 _with_dlog_var(lambda mu, log_var: 2 * _kl_grads(mu, 2 * log_var)[1]), affects=("dlog_var",)),
+        Mistake("derivative_wrt_variance",
+                "your dlog_var is the derivative with respect to the variance, not log_var (the chain-rule "
+                "factor d variance / d log_var is missing).",
+                _with_dlog_var(lambda mu, log_var: _kl_grads(mu, log_var)[1] / np.exp(log_var)),
+                affects=("dlog_var",)),
+        Mistake("gradients_of_the_batch_mean",
+                "your gradients are divided by the batch size: they are those of the batch mean of the KL, "
+                "where the sum over rows is asked for.",
+                lambda mu, log_var: tuple(g / len(mu) for g in _kl_grads(mu, log_var))),
     ),
     task=(
         "**B. Its gradients.** Write `kl_gradients(mu, log_var)`: the gradients of the sum over rows of "

@@ -34,7 +34,18 @@ def _log_likelihood_cases():
         Case("sigma = 2", dict(zip(("x", "mean"), _grey_pair(45, 3, 5, noise=1.0)), sigma=2.0)),
         Case("float32, 4 images x 784 pixels, sigma = 0.5",
              dict(zip(("x", "mean"), _grey_pair(46, 4, 784, dtype=np.float32)), sigma=0.5)),
+        Case("sigma = 0.02, one pixel off by 1 (50 sigma)",
+             dict(zip(("x", "mean"), _one_pixel_off(47, 3, 12, noise=0.02)), sigma=0.02)),
+        Case("float32, sigma = 0.05, one pixel off by 1 (20 sigma)",
+             dict(zip(("x", "mean"), _one_pixel_off(48, 3, 12, noise=0.05, dtype=np.float32)), sigma=0.05)),
     ]
+
+
+def _one_pixel_off(seed, batch, n_pixels, noise, dtype=np.float64):
+    """A close reconstruction, except one pixel per image that is black where the image is white."""
+    x, mean = _grey_pair(seed, batch, n_pixels, noise=noise)
+    x[:, 0], mean[:, 0] = 1.0, 0.0
+    return x.astype(dtype), mean.astype(dtype)
 
 
 def _log_lik(x, mean, sigma):
@@ -71,6 +82,9 @@ GAUSSIAN_LOG_LIKELIHOOD = Exercise(
                 lambda x, mean, sigma: _log_lik(x, mean, sigma) / x.shape[-1]),
         Mistake("sigma_as_variance", "your log-density treats sigma as the variance, not the standard deviation.",
                 lambda x, mean, sigma: -gaussian_nll(mean, x, 0.5 * np.log(sigma))),
+        Mistake("log_variance_not_halved",
+                "your normaliser has -D log(sigma^2): the log of the variance is missing its factor 1/2.",
+                lambda x, mean, sigma: _log_lik(x, mean, sigma) - x.shape[-1] * np.log(sigma)),
     ),
     task=(
         "**A. The Gaussian log-likelihood.** Write `gaussian_log_likelihood(x, mean, sigma)`: "
@@ -153,6 +167,10 @@ BEST_SIGMA = Exercise(
                 lambda x, mean: np.sqrt(np.mean(_mean_square(x, mean)))),
         Mistake("mean_absolute_residual", "you returned the mean absolute residual.",
                 lambda x, mean: np.mean(np.abs(x - mean), axis=-1)),
+        Mistake("divided_by_d_minus_1",
+                "you divided the squared residuals by D - 1, the correction of an unbiased variance about an "
+                "estimated mean: here the mean is given, not estimated from the residuals.",
+                lambda x, mean: np.sqrt(np.sum((x - mean) ** 2, axis=-1) / (x.shape[-1] - 1))),
     ),
     task=(
         "**B. The best $\\sigma$.** Write `best_sigma(x, mean)`: for each image, the $\\sigma$ that maximises "

@@ -50,7 +50,26 @@ def _evidence_cases():
         Case("x = b", {"x": b3.copy(), "W": W3, "b": b3, "sigma": 0.3}),
         Case("sigma = 0.05, 10 pixels: log p(x) > 0", {"x": x10, "W": W10, "b": np.zeros(10), "sigma": 0.05}),
         Case("float32, 6 pixels, 3 latents", dict(zip("xWb", _model(25, 6, 3, 0.4, np.float32)), sigma=0.4)),
+        Case("2 pixels, 3 latents: W W^T alone is invertible", dict(zip("xWb", _model(26, 2, 3, 0.5)), sigma=0.5)),
+        Case("200 pixels, sigma = 0.05: det C = 1e-511", dict(zip("xWb", _model(27, 200, 2, 0.05)), sigma=0.05)),
+        Case("float32, 60 pixels, sigma = 0.1: det C below float32's range",
+             dict(zip("xWb", _model(28, 60, 3, 0.1, np.float32)), sigma=0.1)),
     ]
+
+
+def _invertible_without_noise(extra_rank):
+    """Cases where ``W W^T`` plus a matrix of rank ``extra_rank`` can be invertible: ``D <= L + extra_rank``."""
+    return lambda case: case.inputs["W"].shape[0] <= case.inputs["W"].shape[1] + extra_rank
+
+
+def _log_normal_of(r, C, det_factor=0.5, quad_factor=0.5):
+    """``-(D/2) log 2 pi - det_factor log det C - quad_factor r^T C^{-1} r``, by NumPy."""
+    return (-0.5 * len(r) * LOG_2PI - det_factor * np.linalg.slogdet(C)[1]
+            - quad_factor * r @ np.linalg.solve(C, r))
+
+
+def _evidence_covariance(W, sigma):
+    return W @ W.T + sigma**2 * np.eye(len(W))
 
 
 LOG_EVIDENCE_CLOSED_FORM = Exercise(
@@ -75,6 +94,28 @@ LOG_EVIDENCE_CLOSED_FORM = Exercise(
         Mistake("covariance_not_inverted", "your quadratic form uses the covariance where its inverse belongs.",
                 lambda x, W, b, sigma: _log_evidence(x, W, b, sigma)
                 + 0.5 * np.subtract(*_quadratic_forms(x, W, b, sigma))),
+        Mistake("no_noise",
+                "your covariance is W W^T alone: the decoder's noise sigma^2 I is missing (where D > L, W W^T "
+                "is singular and the density does not exist).",
+                lambda x, W, b, sigma: _log_normal_of(x - b, W @ W.T), defined_on=_invertible_without_noise(0)),
+        Mistake("noise_on_every_entry",
+                "your covariance adds sigma^2 to every entry of W W^T, not only to its diagonal: a number added "
+                "to a matrix is broadcast to all its entries.",
+                lambda x, W, b, sigma: _log_normal_of(x - b, W @ W.T + sigma**2),
+                defined_on=_invertible_without_noise(1)),
+        Mistake("no_bias", "your residual leaves out b: the mean of x is b, not 0.",
+                lambda x, W, b, sigma: _log_evidence(x, W, np.zeros_like(b), sigma)),
+        Mistake("no_half_on_quadratic", "your quadratic term is missing its factor 1/2.",
+                lambda x, W, b, sigma: _log_normal_of(x - b, _evidence_covariance(W, sigma), quad_factor=1.0)),
+        Mistake("no_half_at_all",
+                "your log-density is twice the right one: the factor 1/2 in front of the whole bracket is missing.",
+                lambda x, W, b, sigma: 2 * _log_evidence(x, W, b, sigma)),
+        Mistake("log_of_det",
+                "you took the log of det C: det C, a product of D eigenvalues, underflows to 0 (or overflows) "
+                "with many pixels or a small sigma, and its log is infinite.",
+                lambda x, W, b, sigma: _log_evidence(x, W, b, sigma) + 0.5 * np.linalg.slogdet(
+                    _evidence_covariance(W, sigma))[1] - 0.5 * np.log(np.linalg.det(_evidence_covariance(W, sigma))),
+                defined_on=lambda case: not case.is_float32),
     ),
     task=(
         "**A. The evidence.** Write `log_evidence_closed_form(x, W, b, sigma)`: $\\log p(x)$ of the "
@@ -126,7 +167,17 @@ def _elbo_cases():
              np.log(np.diag(S10)) + 0.1, 0.05),
         case("float32, 6 pixels, 3 latents", _model(35, 6, 3, 0.4, np.float32), [0.3, -0.2, 0.1],
              [-1.5, -0.5, 0.3], 0.4, np.float32),
+        case("float32, 100 pixels, 40 latents, q near p(z|x)", _model(36, 100, 40, 0.3, np.float32),
+             *_q_near_posterior(37, _model(36, 100, 40, 0.3), 0.3), 0.3, np.float32),
     ]
+
+
+def _q_near_posterior(seed, model, sigma):
+    """A diagonal q close to the exact posterior: its mean and log-variances, each moved a little."""
+    rng = np.random.default_rng(seed)
+    mean, cov = linear_gaussian_posterior(*model, sigma)
+    return (mean + 0.1 * np.sqrt(np.diag(cov)) * rng.standard_normal(len(mean)),
+            np.log(np.diag(cov)) + 0.2 * rng.standard_normal(len(mean)))
 
 
 def _elbo_by_identity(x, mu, log_var, W, b, sigma):
@@ -176,6 +227,15 @@ ELBO_CLOSED_FORM = Exercise(
                 "your Gaussian log-likelihood leaves out its normalising constant -(D/2) log(2 pi sigma^2).",
                 lambda x, mu, lv, W, b, s: linear_gaussian_elbo(x, mu, lv, W, b, s)
                 + 0.5 * len(b) * (LOG_2PI + 2 * np.log(s))),
+        Mistake("no_bias", "your expected log-likelihood leaves out b: the decoder's mean is W z + b.",
+                lambda x, mu, lv, W, b, s: linear_gaussian_elbo(x, mu, lv, W, np.zeros_like(b), s)),
+        Mistake("spread_without_W",
+                "your spread term sums the variances of q alone: each variance enters through W, weighted by the "
+                "squared norm of its column of W.",
+                lambda x, mu, lv, W, b, s: linear_gaussian_elbo(x, mu, lv, W, b, s) + _spread(lv, W, s)
+                - np.sum(np.exp(lv)) / (2 * s**2)),
+        Mistake("no_kl", "your ELBO leaves out the KL to the prior: it is the expected log-likelihood alone.",
+                lambda x, mu, lv, W, b, s: linear_gaussian_elbo(x, mu, lv, W, b, s) + _kl_to_prior(mu, lv)),
     ),
     task=(
         "**B. The ELBO, checked by the identity.** Write `elbo_closed_form(x, mu, log_var, W, b, sigma)`: "

@@ -7,7 +7,7 @@ the change of variables).
 
 import numpy as np
 
-from vaelib.core.gaussian import log_normal, log_std_normal
+from vaelib.core.gaussian import LOG_2PI, log_normal, log_std_normal
 from vaelib.core.reparam import reparam_forward
 
 from .grading import Case, Exercise, Mistake
@@ -27,7 +27,8 @@ def _cases(seed):
             Case("a batch of one", inputs(1, 4)),
             Case("small variances (log_var = -12)", inputs(3, 2, log_var=-12.0)),
             Case("large variances (log_var = 5)", inputs(2, 3, log_var=5.0)),
-            Case("float32, 6 x 4", inputs(6, 4, dtype=np.float32))]
+            Case("float32, 6 x 4", inputs(6, 4, dtype=np.float32)),
+            Case("float32, 100 latents, log_var = -8", inputs(2, 100, log_var=-8.0, dtype=np.float32))]
 
 
 # ---------------------------------------------------------------- the sample
@@ -49,6 +50,8 @@ REPARAM_SAMPLE = Exercise(
                 lambda mu, log_var, eps: reparam_forward(mu, -log_var, eps)[0]),
         Mistake("no_mean", "your z leaves out the mean mu.",
                 lambda mu, log_var, eps: reparam_forward(np.zeros_like(mu), log_var, eps)[0]),
+        Mistake("noise_not_scaled", "your z adds the noise eps without scaling it by the standard deviation.",
+                lambda mu, log_var, eps: reparam_forward(mu, np.zeros_like(log_var), eps)[0]),
     ),
     task=(
         "**A. The sample.** Write `reparam_sample(mu, log_var, eps)`: a sample $z \\sim q = "
@@ -76,10 +79,14 @@ check_reparam_sample = REPARAM_SAMPLE.check
 
 
 # ---------------------------------------------------------------- its log-density through the Jacobian
+def _log_q_reference_of(mu, log_var, eps):
+    """q's log-density evaluated at the sample directly, with no change of variables."""
+    z, _ = reparam_forward(mu, log_var, eps)
+    return log_normal(z, mu, log_var)
+
+
 def _log_q_reference(case):
-    inputs = case.float64_inputs()
-    z, _ = reparam_forward(inputs["mu"], inputs["log_var"], inputs["eps"])
-    return log_normal(z, inputs["mu"], inputs["log_var"])
+    return _log_q_reference_of(**case.float64_inputs())
 
 
 LOG_Q_OF_SAMPLE = Exercise(
@@ -107,6 +114,13 @@ LOG_Q_OF_SAMPLE = Exercise(
         Mistake("not_summed", "you returned one value per latent dimension; the log-density of z sums them.",
                 lambda mu, log_var, eps: log_normal(reparam_forward(mu, log_var, eps)[0][..., None],
                                                     mu[..., None], log_var[..., None])),
+        Mistake("no_2pi", "your log-density leaves out the constant -(L/2) log(2 pi) of log p(eps).",
+                lambda mu, log_var, eps: _log_q_reference_of(mu, log_var, eps) + 0.5 * mu.shape[-1] * LOG_2PI),
+        Mistake("log_of_a_product",
+                "you took the log of a product over the latent dimensions (of the standard deviations, the "
+                "Jacobian's determinant): over many latents it underflows to 0 (in float32 below about 1e-45) or "
+                "overflows, and its log is infinite. A sum of logs does not.",
+                lambda mu, log_var, eps: log_std_normal(eps) - np.log(np.prod(np.exp(0.5 * log_var), axis=-1))),
     ),
     task=(
         "**B. Its log-density, through the Jacobian.** Write `log_q_of_sample(mu, log_var, eps)`: "

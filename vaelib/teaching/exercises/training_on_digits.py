@@ -10,6 +10,17 @@ from scipy.special import logsumexp
 from .grading import Case, Exercise, Mistake
 
 
+def _rows_at(levels, K, rng, dtype=np.float64):
+    """One row of ``K`` log-weights around each level: images whose log p(x) differ by hundreds of nats."""
+    return (np.array(levels)[:, None] + 3 * rng.standard_normal((len(levels), K))).astype(dtype)
+
+
+def _spread_rows(rng):
+    """float32 rows whose largest log-weight, last, is 100-180 nats above the others (and above their mean)."""
+    rest = -120 - rng.uniform(100, 180, size=(3, 5))
+    return np.column_stack([rest, -120 + rng.standard_normal(3)]).astype(np.float32)
+
+
 def _iwae_cases():
     rng = np.random.default_rng(81)
     dominant = np.full((2, 6), -130.0)
@@ -22,11 +33,20 @@ def _iwae_cases():
         Case("one weight dominates", {"log_w": dominant}),
         Case("float32, 5 images x 20 samples",
              {"log_w": (-100 + 3 * rng.standard_normal((5, 20))).astype(np.float32)}),
+        Case("rows near -60, -900 and -2000 nats", {"log_w": _rows_at([-60, -900, -2000], 8, rng)}),
+        Case("float32, rows near -60 and -900 nats", {"log_w": _rows_at([-60, -900], 10, rng, np.float32)}),
+        Case("float32, log w near -400", {"log_w": _rows_at([-400, -405, -395], 6, rng, np.float32)}),
+        Case("float32, the largest log w 100-180 nats above the others", {"log_w": _spread_rows(rng)}),
     ]
 
 
 def _iwae(log_w):
     return logsumexp(log_w, axis=1) - np.log(log_w.shape[1])
+
+
+def _shifted(log_w, shift):
+    """``log mean exp`` with the exponentials taken of ``log_w - shift``, in the input's dtype."""
+    return np.reshape(shift, (-1,)) + np.log(np.mean(np.exp(log_w - shift), axis=1))
 
 
 IWAE_ESTIMATE = Exercise(
@@ -53,6 +73,14 @@ IWAE_ESTIMATE = Exercise(
                 lambda log_w: logsumexp(log_w, axis=1) / log_w.shape[1]),
         Mistake("over_images", "you combined the weights over the images (axis 0), not over the samples (axis 1).",
                 lambda log_w: _iwae(log_w.T)),
+        Mistake("global_max_shift",
+                "you shifted every row by the largest log-weight of the whole batch: the weights of a row "
+                "hundreds of nats below it underflow to 0, and log 0 = -inf. Each row needs a shift of its own.",
+                lambda log_w: _shifted(log_w, np.max(log_w))),
+        Mistake("shift_below_the_row_max",
+                "you shifted each row by a value below its largest log-weight (its mean, say): a weight far "
+                "above the shift overflows exp (in float32 from 89 nats above it) to inf.",
+                lambda log_w: _shifted(log_w, np.mean(log_w, axis=1, keepdims=True))),
     ),
     task=(
         "**A. The IWAE estimate.** Write `iwae_estimate(log_w)`: from the log-weights "
@@ -74,6 +102,8 @@ IWAE_ESTIMATE = Exercise(
     """
     raise NotImplementedError("write the body of iwae_estimate")
 ''',
-    nonfinite_hint="your estimate is not finite for log-weights near -800: exp(-800) underflows to 0.",
+    nonfinite_hints={"log_px": (
+        "exp underflows to 0 below about -745 (float32: -104) and overflows to inf above about 709 (float32: 89), "
+        "and log 0 = -inf. A shift that keeps one row in range may push another row out of it.")},
 )
 check_iwae_estimate = IWAE_ESTIMATE.check
