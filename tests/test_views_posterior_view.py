@@ -1,4 +1,4 @@
-"""The digit slider of notebook 09: artists against independent formulas, moved by the slider.
+"""The test-digit slider of notebook 09: artists against independent formulas, moved by the slider.
 
 The model is linear-Gaussian on the grid (a decoder whose ReLU units are all on), so the true
 posterior is a known Gaussian and its mass contours are known ellipses.
@@ -12,15 +12,18 @@ import pytest
 from vaelib.core.vae import decode, encode
 from vaelib.teaching.exact_models import linear_gaussian_posterior
 from vaelib.teaching.inference_gap import GaussianQ, grid_posteriors, inference_gaps
+from vaelib.teaching.digit_figures import DIGIT_CMAP
 from vaelib.teaching.views.posterior_view import (
     CONTOUR_MASSES,
     ELLIPSE_RADII,
+    GAUSSIANS,
     contour_lines,
     density_levels,
     ellipse_points,
     make_posterior_view,
 )
 
+from figure_checks import assert_readable
 from fixtures_models import linear_gaussian_vae
 
 IMAGE_SHAPE = (2, 3)
@@ -111,6 +114,51 @@ def test_slider_moves_the_same_artists(view):
     after = [np.array(a.get_xydata() if hasattr(a, "get_xydata") else a.get_array()) for a in artists]
     assert all(b.shape != a.shape or not np.allclose(b, a, equal_nan=True) for b, a in zip(before, after))
     assert view.readout != readout and "second" in view.readout
+
+
+def test_slider_is_the_test_digit_labelled_by_its_number(model):
+    config, params, x, _, _, posteriors, gaps = model
+    default = make_posterior_view(params, x, config, posteriors, gaps, [2, 0], image_shape=IMAGE_SHAPE)
+    assert default.sliders["digit"].description == "test digit"
+    assert default.options() == {"digit": [("2", 0), ("0", 1)]}  # rows of the test set's first digits
+    chosen = make_posterior_view(params, x, config, posteriors, gaps, [2, 0], labels=[417, 8],
+                                 image_shape=IMAGE_SHAPE)  # x holds chosen test digits: 417 and 8
+    assert chosen.options() == {"digit": [("417", 0), ("8", 1)]}
+    assert chosen.readout.splitlines()[0] == "test digit 2"  # the default title follows the row
+    for labels in ([1], [5, 5]):
+        with pytest.raises(ValueError, match="one distinct label per index"):
+            make_posterior_view(params, x, config, posteriors, gaps, [2, 0], labels=labels, image_shape=IMAGE_SHAPE)
+
+
+def test_each_gaussian_has_its_own_colour_dash_and_legend_entry(view):
+    """Nothing told by colour alone: the three Gaussians differ in dash style too, and the legend shows both."""
+    ax_z = view.fig.axes[0]
+    inner = [ax_z.lines[3 + 2 * j] for j in range(len(GAUSSIANS))]
+    dashes = [line._unscaled_dash_pattern for line in inner]  # (offset, pattern); pattern None when solid
+    colours = [line.get_color() for line in inner]
+    assert len({str(d) for d in dashes}) == len(GAUSSIANS) and len(set(colours)) == len(GAUSSIANS)
+    for j, line in enumerate(inner):  # the outer ellipse: the same colour and dashes, thinner
+        outer = ax_z.lines[4 + 2 * j]
+        assert outer.get_color() == line.get_color() and outer.get_linewidth() < line.get_linewidth()
+        assert str(outer._unscaled_dash_pattern) == str(dashes[j])
+    legend = {t.get_text(): h for t, h in zip(ax_z.get_legend().get_texts(), ax_z.get_legend().legend_handles)}
+    for label, colour, _ in GAUSSIANS.values():
+        handle = legend[label]
+        assert handle.get_color() == colour
+        assert str(handle._unscaled_dash_pattern) in {str(d) for d in dashes}
+    assert len({str(legend[label]._unscaled_dash_pattern) for label, *_ in GAUSSIANS.values()}) == 3
+
+
+def test_figure_is_readable(view):
+    assert_readable(view.fig, min_texts=10)
+
+
+def test_digits_are_drawn_dark_on_light_with_the_digit_colormap(view):
+    for ax in view.fig.axes[1:4]:
+        image = ax.images[0]
+        assert image.get_cmap() is DIGIT_CMAP and image.get_clim() == (0.0, 1.0)
+    white, black = DIGIT_CMAP(0.0), DIGIT_CMAP(1.0)  # a pixel that is off is paper, one that is on is ink
+    assert min(white[:3]) > 0.99 and max(black[:3]) < 0.01
 
 
 def test_density_levels_of_a_known_distribution():

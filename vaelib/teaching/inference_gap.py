@@ -395,6 +395,11 @@ class InferenceGaps(NamedTuple):
     encoder_q: list  # GaussianQ per image
     best_q: dict  # family -> list of FittedQ
 
+    def whole_gap(self):
+        """``log p(x) - ELBO(encoder's q)``, shape (n,): the encoder's ``KL(q(z|x) || p(z|x))``, which
+        :meth:`approximation_gap` and :meth:`amortisation_gap` split in two for either family."""
+        return self.log_px - self.elbo_encoder
+
     def approximation_gap(self, family):
         """``log p(x) - ELBO(best q of family)``, shape (n,)."""
         return self.log_px - self.elbo_best[family]

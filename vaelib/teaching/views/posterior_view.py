@@ -1,12 +1,13 @@
-"""The digit slider of notebook 09: the true posterior of one digit and three Gaussians fitted to it.
+"""The test-digit slider of notebook 09: the true posterior of one digit and three Gaussians fitted to it.
 
-For a VAE with a two-dimensional latent space, the slider picks one of a few test
-digits. Left, in the latent plane: the true posterior ``p(z|x)`` from the quadrature
-grid, drawn as the contours that enclose 50 %, 90 % and 99 % of its mass; and three
-Gaussians as ellipses at 1 and 2 standard deviations: the encoder's ``q(z|x)``, the
+For a VAE with a two-dimensional latent space, the slider (``test digit``) picks one of a
+few test digits. Left, in the latent plane: the true posterior ``p(z|x)`` from the
+quadrature grid, drawn as the contours that enclose 50 %, 90 % and 99 % of its mass; and
+three Gaussians as ellipses at 1 and 2 standard deviations: the encoder's ``q(z|x)``, the
 best diagonal Gaussian and the best full-covariance Gaussian for this digit
-(:mod:`vaelib.teaching.inference_gap`). Right: the digit, the decoder's Bernoulli
-means at the encoder's mean and at the best full Gaussian's mean, and the numbers:
+(:mod:`vaelib.teaching.inference_gap`), each in its own colour and dash style. Right: the
+digit, the decoder's Bernoulli means at the encoder's mean and at the best full Gaussian's
+mean (dark on light, :data:`~vaelib.teaching.digit_figures.DIGIT_CMAP`), and the numbers:
 ``log p(x)``, the three ELBOs and the gaps, in nats.
 
 Everything is computed when the view is built, so a slider move only sets artist
@@ -21,22 +22,28 @@ import numpy as np
 from scipy.ndimage import zoom
 from scipy.special import logsumexp
 
-from vaelib.teaching.digit_figures import decoder_means
+from vaelib.teaching.digit_figures import DIGIT_CMAP, decoder_means
 from .slider_view import SliderView
 
 #: Posterior mass inside each contour.
 CONTOUR_MASSES = (0.5, 0.9, 0.99)
 #: Ellipses of each Gaussian, in standard deviations (Mahalanobis radius).
 ELLIPSE_RADII = (1.0, 2.0)
-#: name -> (label, colour) of the three Gaussians, in drawing order.
+#: name -> (label, colour, dash style) of the three Gaussians, in drawing order. Colour and dash
+#: tell them apart twice over, so that no one needs to tell orange from green.
 GAUSSIANS = {
-    "encoder": ("encoder's q(z|x)", "C0"),
-    "diagonal": ("best diagonal Gaussian", "C1"),
-    "full": ("best full-covariance Gaussian", "C2"),
+    "encoder": (r"encoder's $q_\phi(z\mid x)$", "C0", "-"),
+    "diagonal": ("best diagonal Gaussian", "C1", (0, (3, 1.8))),
+    "full": ("best full-covariance Gaussian", "C2", (0, (1, 1.5))),
 }
-#: Line widths: the diagonal Gaussian's ellipse is drawn wide under the full one's, so that
+#: Line widths at 1 standard deviation (the 2-standard-deviation ellipse, always the outer one, is
+#: drawn thinner): the diagonal Gaussian's dashes are drawn wide under the full one's dots, so that
 #: both stay visible where the two Gaussians coincide.
-ELLIPSE_WIDTHS = {"encoder": 1.8, "diagonal": 3.4, "full": 1.4}
+ELLIPSE_WIDTHS = {"encoder": 1.8, "diagonal": 3.4, "full": 1.6}
+#: The outer ellipse's line width, as a fraction of the inner one's.
+OUTER_WIDTH = 0.6
+#: The slider's description.
+SLIDER_DESCRIPTION = "test digit"
 
 
 def ellipse_points(q, radius, n=121):
@@ -187,21 +194,27 @@ def readout(numbers, title=""):
     ])
 
 
-def make_posterior_view(params, x, config, posteriors, gaps, indices, names=None, image_shape=(28, 28)):
-    """A slider over chosen images: true posterior, three Gaussians, the digit and the numbers.
+def make_posterior_view(params, x, config, posteriors, gaps, indices, names=None, labels=None,
+                        image_shape=(28, 28)):
+    """A slider over chosen test digits: true posterior, three Gaussians, the digit and the numbers.
 
     Parameters
     ----------
     params, x, config, posteriors, gaps, indices
         As for :func:`digit_panels`.
     names : sequence of str, optional
-        A title for each index (e.g. ``"test image 3, a 0"``).
+        A title for each index (e.g. ``"test digit 3, a 0"``).
+    labels : sequence of str, optional
+        The slider's label for each index: the digit's number among the test digits. Default:
+        ``str(index)``, right when ``x`` is the test set's first rows; pass the test indices when
+        ``x`` holds chosen test digits only.
     image_shape : tuple (h, w)
 
     Returns
     -------
     SliderView
-        Slider ``digit``: its value ``k`` shows image ``indices[k]`` and is labelled with that index.
+        Slider ``digit`` (described as :data:`SLIDER_DESCRIPTION`): its value ``k`` shows image
+        ``indices[k]`` and is labelled ``labels[k]``.
         Artists on ``view.fig.axes[0]`` (the latent plane): ``lines[0:3]`` the posterior contours
         (one per :data:`CONTOUR_MASSES`), then for each of :data:`GAUSSIANS` in order two lines, its
         ellipses at :data:`ELLIPSE_RADII` (``lines[3:5]`` encoder, ``lines[5:7]`` diagonal, ``lines[7:9]`` full).
@@ -209,27 +222,31 @@ def make_posterior_view(params, x, config, posteriors, gaps, indices, names=None
         best full Gaussian's mean. ``fig.axes[4].texts[0]``: the numbers (:func:`readout`).
     """
     panels = digit_panels(params, x, config, posteriors, gaps, indices)
-    names = list(names) if names is not None else [f"image {i}" for i in indices]
+    names = list(names) if names is not None else [f"test digit {i}" for i in indices]
+    labels = [str(i) for i in indices] if labels is None else [str(label) for label in labels]
+    if len(labels) != len(indices) or len(set(labels)) != len(labels):
+        raise ValueError(f"need one distinct label per index, got {labels} for {len(indices)} indices")
 
     fig = plt.figure(figsize=(11, 5.2), dpi=100)
     ax_z = fig.add_axes((0.07, 0.30, 0.32, 0.58))
     contour_artists = [ax_z.plot([], [], color="k", lw=lw)[0] for lw in (1.6, 1.1, 0.7)]
-    contour_artists[0].set_label("true posterior p(z|x): 50, 90, 99 % contours")
+    contour_artists[0].set_label(r"true posterior $p(z\mid x)$: 50, 90, 99 % contours")
     ellipse_artists = {}
-    for name, (label, colour) in GAUSSIANS.items():
-        lw = ELLIPSE_WIDTHS[name]
-        ellipse_artists[name] = [ax_z.plot([], [], color=colour, lw=lw, ls=ls, label=label if r == 1 else None)[0]
-                                 for r, ls in zip(ELLIPSE_RADII, ("-", "--"))]
+    for name, (label, colour, dashes) in GAUSSIANS.items():
+        widths = [ELLIPSE_WIDTHS[name] * (1.0 if r == ELLIPSE_RADII[0] else OUTER_WIDTH) for r in ELLIPSE_RADII]
+        ellipse_artists[name] = [ax_z.plot([], [], color=colour, lw=lw, ls=dashes,
+                                           label=label if r == ELLIPSE_RADII[0] else None)[0]
+                                 for r, lw in zip(ELLIPSE_RADII, widths)]
     ax_z.set(xlabel="$z_1$", ylabel="$z_2$")
     ax_z.set_aspect("equal", adjustable="box")
-    ax_z.legend(loc="upper left", bbox_to_anchor=(-0.12, -0.11), fontsize=9, frameon=False)
+    ax_z.legend(loc="upper left", bbox_to_anchor=(-0.12, -0.13), fontsize=9, frameon=False, handlelength=3.2)
     title = ax_z.set_title("", fontsize=10)
 
     captions = ("the digit x", "decoded at the\nencoder's mean", "decoded at the best\nfull Gaussian's mean")
     image_artists = []
     for j, caption in enumerate(captions):
         ax = fig.add_axes((0.45 + 0.18 * j, 0.50, 0.16, 0.36))
-        image_artists.append(ax.imshow(np.zeros(image_shape), cmap="gray_r", vmin=0.0, vmax=1.0,
+        image_artists.append(ax.imshow(np.zeros(image_shape), cmap=DIGIT_CMAP, vmin=0.0, vmax=1.0,
                                        interpolation="nearest"))
         ax.set_title(caption, fontsize=9)
         ax.set_axis_off()
@@ -247,13 +264,13 @@ def make_posterior_view(params, x, config, posteriors, gaps, indices, names=None
         (x0, x1), (y0, y1) = panel["limits"]
         ax_z.set_xlim(x0, x1)
         ax_z.set_ylim(y0, y1)
-        title.set_text(f"latent plane, {names[digit]}\nellipses at 1 (solid) and 2 (dashed) standard deviations")
+        title.set_text(f"latent plane, {names[digit]}\nellipses at 1 (inner) and 2 (outer) standard deviations")
         for artist, key in zip(image_artists, ("image", "decoded_encoder", "decoded_best")):
             artist.set_data(panel[key].reshape(image_shape))
         words = readout(panel["numbers"], names[digit])
         text.set_text(words)
         return words
 
-    slider = widgets.SelectionSlider(options=[(str(n), k) for k, n in enumerate(indices)], value=0,
-                                     description="image")
+    slider = widgets.SelectionSlider(options=[(label, k) for k, label in enumerate(labels)], value=0,
+                                     description=SLIDER_DESCRIPTION)
     return SliderView(fig, {"digit": slider}, update)
