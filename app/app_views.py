@@ -67,7 +67,8 @@ def posterior_view():
     posteriors = grid_posteriors(model.params, x, config, radius=DIGITS_GRID_RADIUS, step=DIGITS_GRID_STEP)
     gaps = inference_gaps(model.params, x, config, posteriors=posteriors)
     names = [f"test digit {n}, a {data.test_labels[n]}" for n in shown]
-    return make_posterior_view(model.params, x, config, posteriors, gaps, list(range(len(shown))), names=names)
+    return make_posterior_view(model.params, x, config, posteriors, gaps, list(range(len(shown))), names=names,
+                               labels=shown)
 
 
 VIEWS = [
