@@ -1,4 +1,5 @@
 import shutil
+import signal
 import tempfile
 
 import numpy as np
@@ -10,6 +11,14 @@ from hypothesis.configuration import set_hypothesis_home_dir
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
+
+
+@pytest.fixture
+def sigint_as_python_sets_it():
+    """SIGINT with Python's own handler, whatever this process inherited (a background job ignores it)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
 
 
 # tests/browser/ holds notebooks that the browser tests open, not tests.
