@@ -1,11 +1,16 @@
 """Training: it learns, resumes bit for bit, survives Ctrl-C and NaN, and refuses bad data."""
 
 import json
+import signal
+import threading
 
 import numpy as np
 import pytest
 
+from vaelib.machinery import train as train_module
+from vaelib.machinery.cache import ModelCache
 from vaelib.machinery.checkpoint import load_checkpoint
+from vaelib.machinery.data import Dataset
 from vaelib.machinery.train import NonFiniteLossError, Trainer, fit, validate_data
 from vaelib.core.vae import VAEConfig
 
@@ -64,6 +69,7 @@ def test_resume_gives_the_same_numbers_as_an_uninterrupted_run(data, tmp_path):
 
 
 def test_ctrl_c_keeps_the_last_finished_epoch(data, tmp_path, monkeypatch):
+    """A KeyboardInterrupt from inside a step (a second Ctrl-C raises one wherever it lands)."""
     train_x, _ = data
     calls = {"n": 0}
     original = Trainer.step
@@ -195,3 +201,121 @@ def test_progress_bar_shows_the_running_mean_of_the_epoch(data, monkeypatch):
     means = trainer.train_epoch(train_x)
     assert len(shown) == 15 and len(set(shown)) > 10  # one update per batch, and it moves
     assert shown[-1] == pytest.approx(means["neg_elbo"], abs=0.01)
+
+
+def saved_run(out_dir):
+    """The epoch model.npz holds, after checking that history.json is the history it carries."""
+    held = load_checkpoint(out_dir / "model.npz")
+    history = json.loads((out_dir / "history.json").read_text())
+    assert history == held.training["history"] and [r["epoch"] for r in history] == list(range(1, held.epoch + 1))
+    return held.epoch
+
+
+def test_ctrl_c_during_a_step_lets_it_finish_and_starts_no_other(data, tmp_path, monkeypatch, sigint_as_python_sets_it):
+    """The signal arrives while a step runs (in its compiled code, say): nothing is raised there."""
+    train_x, _ = data
+    started, finished = [], []
+    original = Trainer.step
+
+    def step_with_ctrl_c(self, x):
+        started.append(len(started) + 1)
+        if len(started) == 12:  # inside epoch 2 (8 steps per epoch)
+            signal.raise_signal(signal.SIGINT)
+        result = original(self, x)
+        finished.append(started[-1])
+        return result
+
+    monkeypatch.setattr(Trainer, "step", step_with_ctrl_c)
+    lines = []
+    trainer = fit(CONFIG, train_x, epochs=5, batch_size=32, out_dir=tmp_path, progress=False, log=lines.append)
+    assert trainer.interrupted and started == finished == list(range(1, 13))
+    assert lines[-1] == f"interrupted during epoch 2; {tmp_path / 'model.npz'} holds epoch 1"
+    assert saved_run(tmp_path) == 1
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # given back
+
+
+@pytest.mark.parametrize("target, at_epoch, epochs, said", [
+    ("evaluate", 1, 3, "during epoch 2"),
+    ("save_checkpoint", 1, 3, "during epoch 2"),
+    ("save_checkpoint", 2, 2, "after epoch 2"),  # the end of training
+])
+def test_ctrl_c_after_an_epochs_last_batch_keeps_that_epoch(data, tmp_path, monkeypatch, sigint_as_python_sets_it,
+                                                            target, at_epoch, epochs, said):
+    """A signal during an epoch's evaluation or checkpoint: both finish, and training stops before the next batch."""
+    train_x, test_x = data
+    owner = Trainer if target == "evaluate" else train_module
+    original, calls = getattr(owner, target), []
+
+    def with_ctrl_c(*args):
+        calls.append(None)
+        if len(calls) == at_epoch:
+            signal.raise_signal(signal.SIGINT)
+        return original(*args)
+
+    monkeypatch.setattr(owner, target, with_ctrl_c)
+    lines = []
+    trainer = fit(CONFIG, train_x, test_x, epochs=epochs, batch_size=32, out_dir=tmp_path, progress=False,
+                  log=lines.append)
+    assert trainer.interrupted and trainer.epoch == at_epoch
+    assert lines[-1] == f"interrupted {said}; {tmp_path / 'model.npz'} holds epoch {at_epoch}"
+    assert saved_run(tmp_path) == at_epoch
+
+
+def test_a_second_ctrl_c_stops_at_once_and_the_files_still_agree(data, tmp_path, monkeypatch,
+                                                                sigint_as_python_sets_it):
+    train_x, _ = data
+    started, finished = [], []
+    original = Trainer.step
+
+    def step_with_two_ctrl_c(self, x):
+        started.append(len(started) + 1)
+        if len(started) == 12:
+            signal.raise_signal(signal.SIGINT)  # noted
+            signal.raise_signal(signal.SIGINT)  # Python's handler again: KeyboardInterrupt, here
+        result = original(self, x)
+        finished.append(started[-1])
+        return result
+
+    monkeypatch.setattr(Trainer, "step", step_with_two_ctrl_c)
+    lines = []
+    trainer = fit(CONFIG, train_x, epochs=5, batch_size=32, out_dir=tmp_path, progress=False, log=lines.append)
+    assert trainer.interrupted and started == list(range(1, 13)) and finished == list(range(1, 12))
+    assert "holds epoch 1" in lines[-1] and saved_run(tmp_path) == 1
+
+
+def test_training_outside_the_main_thread_touches_no_signal_handler(data, monkeypatch, sigint_as_python_sets_it):
+    train_x, _ = data
+    seen, results = set(), []
+    original = Trainer.step
+
+    def step_noting_the_handler(self, x):
+        seen.add(signal.getsignal(signal.SIGINT))
+        return original(self, x)
+
+    monkeypatch.setattr(Trainer, "step", step_noting_the_handler)
+    worker = threading.Thread(target=lambda: results.append(fit(CONFIG, train_x, epochs=2, batch_size=32,
+                                                                    progress=False, log=lambda line: None)))
+    worker.start()
+    worker.join()
+    assert seen == {signal.default_int_handler} and results[0].epoch == 2 and not results[0].interrupted
+
+
+def test_ctrl_c_while_the_model_cache_trains_stores_nothing(data, tmp_path, monkeypatch, sigint_as_python_sets_it):
+    """The model cache (a notebook's kernel: Jupyter's interrupt is SIGINT) reads trainer.interrupted."""
+    train_x, test_x = data
+    steps = []
+    original = Trainer.step
+
+    def step_with_ctrl_c(self, x):
+        steps.append(None)
+        if len(steps) == 5:
+            signal.raise_signal(signal.SIGINT)
+        return original(self, x)
+
+    monkeypatch.setattr(Trainer, "step", step_with_ctrl_c)
+    cache = ModelCache(tmp_path / "models", log=lambda line: None)
+    with pytest.raises(KeyboardInterrupt):
+        cache.fit(CONFIG, Dataset("two prototypes", train_x, test_x, None, None, binary=True), epochs=2,
+                  batch_size=32, progress=False)
+    assert len(steps) == 5 and not list(tmp_path.glob("models/*.npz"))
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

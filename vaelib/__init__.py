@@ -29,6 +29,7 @@ Four folders, and the core imports none of the others:
 - :mod:`~vaelib.machinery.checkpoint`  .npz checkpoints
 - :mod:`~vaelib.machinery.cache`       trained models kept on disk, keyed by what determines them
 - :mod:`~vaelib.machinery.atomic`      all-or-nothing file writes
+- :mod:`~vaelib.machinery.stop`        Ctrl-C and SIGTERM, obeyed only where stopping is safe
 - :mod:`~vaelib.machinery.cli`         ``python -m vaelib``
 
 ``vaelib.teaching``, what the notebooks need beyond the VAE itself:

@@ -7,6 +7,19 @@
 (``python -m vaelib`` is the same program.) Exit codes: 0 done; 1 an error,
 explained in one line on stderr; 130 training stopped by Ctrl-C and 143 by
 SIGTERM, in both cases with the last finished epoch saved.
+
+``train`` listens for Ctrl-C (SIGINT) and SIGTERM from the moment its
+arguments are parsed until it returns (:mod:`vaelib.machinery.stop`). Meanwhile
+(the data loading, the kernels compiling, the epochs) a signal stops it at the
+next safe moment, never inside a computation: before the run directory is
+touched, or before the next batch, an epoch whose last batch has run being
+evaluated and saved first. A second signal stops it at once. Outside that span
+a signal acts as on any Python program. While Python starts and imports NumPy
+and Numba (one to two seconds) nothing has been written yet; after ``train``
+returns the run is complete on disk. There SIGTERM ends the process, and Ctrl-C
+prints Python's ``KeyboardInterrupt`` (during the imports, or in the few
+milliseconds before Python's shutdown gives SIGINT its default action back).
+``evaluate`` and ``download`` stop at Ctrl-C straight away.
 """
 
 import argparse
@@ -23,6 +36,7 @@ from vaelib.core.vae import VAEConfig, param_shapes
 
 from .checkpoint import load_checkpoint
 from .data import BINARIZED_MNIST_URL, KNOWN_DATASETS, download_binarized_mnist, load_dataset
+from .stop import StopSignals
 from .train import CHECKPOINT_NAME, HISTORY_NAME, NonFiniteLossError, fit
 
 RUN_NAME = "run.json"  # how the run was asked for: data set, binarisation, training settings
@@ -214,11 +228,13 @@ def _settings_for(args, given):
     return saved
 
 
-def run_train(args, given):
+def run_train(args, given, stop):
+    """Train as asked; ``stop`` is the :class:`~vaelib.machinery.stop.StopSignals` already listening."""
     settings = _settings_for(args, given)
     data = load_dataset(settings["data"], args.data_dir, binarize=settings["binarize"])
     config = config_from_settings(settings, data.train.shape[1])
     check_fits_in_memory(config, settings["batch_size"])
+    stop.check()  # a signal while the data loaded: stop before the run directory is touched
     out = Path(args.out)
     if args.overwrite:
         for name in (CHECKPOINT_NAME, HISTORY_NAME, RUN_NAME, "data.json"):
@@ -227,22 +243,17 @@ def run_train(args, given):
     run_record = {k: settings[k] for k in ("data", "binarize")}
     (out / RUN_NAME).write_text(json.dumps(run_record))
     log = lambda line: print(line, flush=True)
-    terminated = []
+    trainer = fit(config, data.train, data.test, epochs=args.epochs, lr=settings["lr"],
+                  batch_size=settings["batch_size"], seed=settings["seed"], out_dir=out, resume=args.resume,
+                  progress=not args.no_progress, log=log, threads=args.threads, stop=stop)
+    if stop.received:  # also a signal that came after the last epoch was saved
+        return _exit_code(stop.received)
+    return 130 if trainer.interrupted else 0
 
-    def stop_as_for_ctrl_c(signum, frame):  # SIGTERM: a scheduler, `timeout`, a closed terminal
-        terminated.append(signum)
-        raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, stop_as_for_ctrl_c)
-    try:
-        trainer = fit(config, data.train, data.test, epochs=args.epochs, lr=settings["lr"],
-                      batch_size=settings["batch_size"], seed=settings["seed"], out_dir=out, resume=args.resume,
-                      progress=not args.no_progress, log=log, threads=args.threads)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-    if trainer.interrupted:
-        return 143 if terminated else 130
-    return 0
+def _exit_code(signum):
+    """130 for SIGINT, 143 for SIGTERM: the status a shell reports for a process that signal ended."""
+    return 128 + signum
 
 
 def run_evaluate(args):
@@ -294,19 +305,22 @@ def main(argv=None, prog=None):
         prog = "python -m vaelib"
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser(prog).parse_args(argv)
+    # SIGTERM: a scheduler, `timeout`, a closed terminal. Only training listens; the others stop at once.
+    stop = StopSignals(signal.SIGINT, signal.SIGTERM)
     try:
         if args.command == "train":
-            given = set(vars(build_parser(prog, defaults=False).parse_args(argv)))
-            return run_train(args, given)
+            with stop:
+                given = set(vars(build_parser(prog, defaults=False).parse_args(argv)))
+                return run_train(args, given, stop)
         if args.command == "evaluate":
             return run_evaluate(args)
         return run_download(args)
     except (ValueError, FileNotFoundError, NonFiniteLossError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:  # outside an epoch (training handles its own): nothing to save
+    except KeyboardInterrupt:  # before training began (training reports its own stop), or a second signal
         print("interrupted", file=sys.stderr)
-        return 130
+        return _exit_code(stop.received or signal.SIGINT)
 
 
 if __name__ == "__main__":

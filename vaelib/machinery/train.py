@@ -18,9 +18,12 @@ machine; ``benchmarks/README.md`` has the measurements behind this choice.
 :func:`fit` runs epochs, writes ``model.npz`` and ``history.json`` after every
 finished epoch (atomically), resumes from ``model.npz``, and leaves the last
 good checkpoint untouched when interrupted or when the loss stops being finite.
+Ctrl-C (and whatever signals the caller listens for, see :mod:`vaelib.machinery.stop`)
+stops training between two batches, never inside the compiled code of a step.
 """
 
 import json
+import signal
 import time
 from pathlib import Path
 
@@ -31,6 +34,7 @@ from tqdm.auto import tqdm
 from .atomic import atomic_write
 from .batches import Minibatches, is_binary
 from .checkpoint import Checkpoint, check_same_run, load_checkpoint, save_checkpoint
+from .stop import StopSignals
 from vaelib.core.evaluate import elbo_terms
 from vaelib.core import optim
 from vaelib.core.vae import VAEConfig, init_params, negative_elbo_backward, negative_elbo_forward, param_shapes
@@ -132,7 +136,7 @@ class Trainer:
         self.optimizer.inplace_step({"theta": self.theta}, {"theta": self.grad_vector})
         return loss, terms
 
-    def train_epoch(self, x, progress=True):
+    def train_epoch(self, x, progress=True, stop=None):
         """One pass over ``x`` in a fresh random order.
 
         Parameters
@@ -141,6 +145,9 @@ class Trainer:
             Passing ``Minibatches`` (as :func:`fit` does) avoids re-packing the
             data every epoch.
         progress : bool
+        stop : :class:`~vaelib.machinery.stop.StopSignals`, optional
+            Checked before every batch: after a signal the epoch ends there,
+            raising :class:`~vaelib.machinery.stop.StopRequested`, never inside a step.
 
         Returns
         -------
@@ -154,17 +161,21 @@ class Trainer:
         seen = 0
         bar = tqdm(x.iterate(order, batch_size), total=-(-len(x) // batch_size), desc=f"epoch {self.epoch + 1}",
                    unit="batch", disable=not progress, leave=False, mininterval=0.5)
-        with threadpool_limits(self.threads, user_api="blas"):
-            for i, xb in enumerate(bar):
-                try:
-                    loss, terms = self.step(xb)
-                except NonFiniteLossError as e:
-                    raise NonFiniteLossError(f"epoch {self.epoch + 1}, step {i + 1}: {e}") from None
-                for k in sums:
-                    sums[k] += float(terms[k].sum())
-                seen += len(xb)
-                bar.set_postfix({"-ELBO so far": f"{sums['neg_elbo'] / seen:.2f}"}, refresh=False)
-        bar.close()
+        try:
+            with threadpool_limits(self.threads, user_api="blas"):
+                for i, xb in enumerate(bar):
+                    if stop is not None:
+                        stop.check()
+                    try:
+                        loss, terms = self.step(xb)
+                    except NonFiniteLossError as e:
+                        raise NonFiniteLossError(f"epoch {self.epoch + 1}, step {i + 1}: {e}") from None
+                    for k in sums:
+                        sums[k] += float(terms[k].sum())
+                    seen += len(xb)
+                    bar.set_postfix({"-ELBO so far": f"{sums['neg_elbo'] / seen:.2f}"}, refresh=False)
+        finally:
+            bar.close()  # also when stopped: the bar is gone before the line that says so
         self.epoch += 1
         return {k: v / len(x) for k, v in sums.items()}
 
@@ -211,7 +222,7 @@ class Trainer:
 
 
 def fit(config, train_x, test_x=None, *, epochs, lr=1e-3, batch_size=128, seed=0, out_dir=None,
-        resume=False, progress=True, log=print, engine="fast", threads=1):
+        resume=False, progress=True, log=print, engine="fast", threads=1, stop=None):
     """Train a VAE for ``epochs`` epochs in total.
 
     Parameters
@@ -232,12 +243,20 @@ def fit(config, train_x, test_x=None, *, epochs, lr=1e-3, batch_size=128, seed=0
         Receives one line per epoch.
     engine, threads
         See :class:`Trainer`.
+    stop : :class:`~vaelib.machinery.stop.StopSignals`, optional
+        The signals that stop training, already listened for by the caller (the
+        command line listens for SIGINT and SIGTERM from its start). By default
+        fit listens for SIGINT (Ctrl-C, Jupyter's interrupt) while it runs, if
+        it runs in the main thread.
 
     Returns
     -------
     Trainer
-        On Ctrl-C the trainer is returned mid-epoch, and ``trainer.interrupted``
-        is True; ``out_dir/model.npz`` then still holds the last finished epoch.
+        After a stop signal, ``trainer.interrupted`` is True and
+        ``out_dir/model.npz`` holds the last finished epoch. Training stops
+        before the next batch, never inside a step; an epoch whose last batch
+        has run is evaluated and saved first. A second signal stops at once
+        (see :mod:`vaelib.machinery.stop`); the files on disk then still agree.
 
     Raises
     ------
@@ -247,41 +266,45 @@ def fit(config, train_x, test_x=None, *, epochs, lr=1e-3, batch_size=128, seed=0
     """
     if epochs <= 0:
         raise ValueError(f"epochs must be a positive integer, got {epochs}")
-    validate_data(train_x, config, "train")
-    if test_x is not None:
-        validate_data(test_x, config, "test")
-    ckpt_path = history_path = None
-    if out_dir is not None:
-        Path(out_dir).mkdir(parents=True, exist_ok=True)
-        ckpt_path, history_path = Path(out_dir) / CHECKPOINT_NAME, Path(out_dir) / HISTORY_NAME
+    stop = StopSignals(signal.SIGINT) if stop is None else stop
+    with stop:
+        validate_data(train_x, config, "train")
+        if test_x is not None:
+            validate_data(test_x, config, "test")
+        ckpt_path = history_path = None
+        if out_dir is not None:
+            Path(out_dir).mkdir(parents=True, exist_ok=True)
+            ckpt_path, history_path = Path(out_dir) / CHECKPOINT_NAME, Path(out_dir) / HISTORY_NAME
 
-    if resume and ckpt_path is not None and ckpt_path.exists():
-        checkpoint = load_checkpoint(ckpt_path)
-        check_same_run(checkpoint, config.to_dict(), {"lr": lr, "batch_size": batch_size, "seed": seed}, ckpt_path)
-        trainer = Trainer.from_checkpoint(checkpoint, engine=engine, threads=threads)
-        log(f"resumed from {ckpt_path} after epoch {trainer.epoch}")
-    else:
-        trainer = Trainer(config, lr=lr, batch_size=batch_size, seed=seed, engine=engine, threads=threads)
-    trainer.interrupted = False
-    train_batches = Minibatches(train_x, trainer.theta.dtype)
+        if resume and ckpt_path is not None and ckpt_path.exists():
+            checkpoint = load_checkpoint(ckpt_path)
+            check_same_run(checkpoint, config.to_dict(), {"lr": lr, "batch_size": batch_size, "seed": seed},
+                           ckpt_path)
+            trainer = Trainer.from_checkpoint(checkpoint, engine=engine, threads=threads)
+            log(f"resumed from {ckpt_path} after epoch {trainer.epoch}")
+        else:
+            trainer = Trainer(config, lr=lr, batch_size=batch_size, seed=seed, engine=engine, threads=threads)
+        trainer.interrupted = False
+        train_batches = Minibatches(train_x, trainer.theta.dtype)
 
-    while trainer.epoch < epochs:
         try:
-            _run_epoch(trainer, train_batches, test_x, progress, log, ckpt_path, history_path)
-        except KeyboardInterrupt:
+            while trainer.epoch < epochs:
+                _run_epoch(trainer, train_batches, test_x, progress, log, ckpt_path, history_path, stop)
+            stop.check()  # a signal during the last epoch's evaluation or save
+        except KeyboardInterrupt:  # a stop signal at a batch boundary, or a second signal anywhere
             trainer.interrupted = True
-            log(f"interrupted during epoch {trainer.epoch + 1}; {_settle_after_interrupt(ckpt_path, history_path)}")
-            return trainer
+            when = f"during epoch {trainer.epoch + 1}" if trainer.epoch < epochs else f"after epoch {trainer.epoch}"
+            log(f"interrupted {when}; {_settle_after_interrupt(ckpt_path, history_path)}")
         except NonFiniteLossError as e:
             kept = f"; {ckpt_path} still holds epoch {trainer.epoch}" if ckpt_path and ckpt_path.exists() else ""
             raise NonFiniteLossError(f"{e}{kept}. Try a smaller --lr.") from None
     return trainer
 
 
-def _run_epoch(trainer, train_batches, test_x, progress, log, ckpt_path, history_path):
+def _run_epoch(trainer, train_batches, test_x, progress, log, ckpt_path, history_path, stop):
     """Train one epoch, evaluate, log, and save checkpoint and history."""
     start = time.perf_counter()
-    train_terms = trainer.train_epoch(train_batches, progress=progress)
+    train_terms = trainer.train_epoch(train_batches, progress=progress, stop=stop)
     record = {"epoch": trainer.epoch, "seconds": time.perf_counter() - start}
     record.update({f"train_{k}": v for k, v in train_terms.items()})
     if test_x is not None:
@@ -299,11 +322,12 @@ def _write_history(path, history):
 
 
 def _settle_after_interrupt(ckpt_path, history_path):
-    """After Ctrl-C, make history.json agree with the checkpoint on disk; say what is saved.
+    """After a stop, make history.json agree with the checkpoint on disk; say what is saved.
 
-    Ctrl-C can land anywhere, even between writing the checkpoint and the
-    history; both writes are atomic, and the checkpoint carries the history, so
-    the checkpoint decides.
+    A stop signal stops training between batches, where the two files agree.
+    A second signal can land anywhere, even between writing the checkpoint and
+    the history; both writes are atomic, and the checkpoint carries the
+    history, so the checkpoint decides.
     """
     if ckpt_path is None or not ckpt_path.exists():
         return "nothing was saved"
