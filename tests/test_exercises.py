@@ -227,6 +227,7 @@ LEARNER_MISTAKES = {
     ("kl_gradients", "dmu_twice"): lambda mu, lv: (2 * mu, 0.5 * (np.exp(lv) - 1)),
     ("kl_gradients", "exp_log_var_as_std"): lambda mu, lv: (mu, np.exp(2 * lv) - 1),
     ("kl_gradients", "derivative_wrt_variance"): lambda mu, lv: (mu, 0.5 - 0.5 / np.exp(lv)),
+    ("kl_gradients", "gradients_of_reverse_kl"): lambda mu, lv: (mu / np.exp(lv), 0.5 - 0.5 * (1 + mu**2) / np.exp(lv)),
     ("kl_gradients", "gradients_of_the_batch_mean"): lambda mu, lv: (mu / mu.shape[0],
                                                                      (np.exp(lv) - 1) / (2 * mu.shape[0])),
     # 06

@@ -155,6 +155,9 @@ KL_GRADIENTS = Exercise(
                 "factor d variance / d log_var is missing).",
                 _with_dlog_var(lambda mu, log_var: _kl_grads(mu, log_var)[1] / np.exp(log_var)),
                 affects=("dlog_var",)),
+        Mistake("gradients_of_reverse_kl",
+                "your gradients are those of KL(p || q), the divergence taken the other way round.",
+                lambda mu, log_var: (mu * np.exp(-log_var), 0.5 * (1 - (1 + mu**2) * np.exp(-log_var)))),
         Mistake("gradients_of_the_batch_mean",
                 "your gradients are divided by the batch size: they are those of the batch mean of the KL, "
                 "where the sum over rows is asked for.",

@@ -29,10 +29,11 @@ description, never source code or the formula of the answer.
 import textwrap
 import warnings
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Callable
 
 import numpy as np
+from threadpoolctl import ThreadpoolController
 
 from .comparison import FLOAT32, FLOAT64, SHOWN_ENTRIES, Tolerance, differences, same
 from .running import Run, run
@@ -265,8 +266,12 @@ class Exercise:
 
     # ------------------------------------------------------------ grading
     def grade(self, fn):
-        """Run ``fn`` on every case and grade it. Returns a :class:`Result`; never raises."""
-        with np.errstate(all="ignore"), warnings.catch_warnings():
+        """Run ``fn`` on every case and grade it. Returns a :class:`Result`; never raises.
+
+        BLAS runs on one thread: the cases' matrices are small, and on a busy machine several
+        threads make a check many times slower.
+        """
+        with np.errstate(all="ignore"), warnings.catch_warnings(), _blas_controller().limit(limits=1, user_api="blas"):
             warnings.simplefilter("ignore")
             runs = [run(fn, case, self.outputs) for case in self.cases]
             if all(r.placeholder for r in runs):
@@ -413,6 +418,12 @@ class Exercise:
                         "float32; a NumPy float64 scalar, such as np.log(2 * np.pi), promotes the result. "
                         "A Python float does not.)"]
         return []
+
+
+@lru_cache(maxsize=1)
+def _blas_controller():
+    """The BLAS libraries NumPy loaded, found once (finding them reads the process's memory map)."""
+    return ThreadpoolController()
 
 
 def _wrap(line, width=110):
