@@ -42,7 +42,7 @@ def time_moves(view, name, values, repeats=3):
 
 def build_views():
     """(notebook, view, slider name, values to move through) for every slider view."""
-    from vaelib.machinery.data import load_dataset
+    from vaelib.teaching import tradeoff
     from vaelib.teaching.views import elbo_sign, sigma_tradeoff
     from vaelib.teaching.views.elbo_gap import make_elbo_gap_view
     from vaelib.teaching.views.gradient_estimators import make_gradient_estimators_view
@@ -50,8 +50,7 @@ def build_views():
 
     x = (np.random.default_rng(0).random((8, 16)) > 0.5).astype(float)
     table = elbo_sign.trade_off_table((0.25, 1.0, 4.0), VAEConfig(n_pixels=16, hidden=(8,), n_latent=2), x, n_steps=50)
-    data = load_dataset("mnist5k")
-    sweep = sigma_tradeoff.train_sigma_sweep(data, (0.1, 0.4, 1.6), epochs=1)
+    sweep = tradeoff.sigma_sweep((0.1, 0.4, 1.6), base=tradeoff.GREY_10D)  # notebook 03's models, from the cache
     yield "01 beta", elbo_sign.make_elbo_sign_view(table), "beta", (4.0, 0.25, 1.0)
     yield "02 q mean", make_elbo_gap_view(), "mu", (1.0, 1.05, -0.5)
     yield "03 sigma", sigma_tradeoff.make_sigma_tradeoff_view(sweep), "sigma", (0.4, 1.6, 0.1)

@@ -191,6 +191,10 @@ def test_specs():
     assert grey.config.sigma == 0.5 and grey.config.beta == 1.0 and grey.epochs == tradeoff.SIGMA_EPOCHS
     squared_error_loss = tradeoff.sigma_spec(1.0, beta=0.25)
     assert squared_error_loss.config.sigma == 1.0 and squared_error_loss.config.beta == 0.25
+    small = tradeoff.sigma_spec(0.2, base=tradeoff.GREY_10D)         # epochs, lr and batch size from the base
+    assert (small.epochs, small.lr, small.batch_size, small.data) == (5, 3e-3, 100, "grey")
+    assert small.config.hidden == (128,) and small.config.n_latent == 10 and small.config.sigma == 0.2
+    assert tradeoff.sigma_spec(0.2, epochs=2, base=tradeoff.GREY_10D).epochs == 2
 
 
 # ---------------------------------------------------------------- sweeps of tiny trained models
@@ -256,6 +260,31 @@ def test_sigma_sweep_table(cache):
         np.testing.assert_allclose(table["reconstructions"][i], decode(table["params"][i], table["mu"][i, :3], config),
                                    rtol=1e-5, atol=1e-6)                  # float32 network, float64 mu
         assert np.array_equal(table["samples"][i], decode(table["params"][i], z_prior, config))
+
+
+def test_train_models_reads_the_cache_in_order(beta_table, cache):
+    """The models of any list of specs, in its order: those of the sweep above come from the cache."""
+    specs = [tradeoff.beta_spec(4.0, epochs=1, base=TINY), tradeoff.beta_spec(0.5, epochs=1, base=TINY)]
+    models = tradeoff.train_models(specs, cache=cache, progress=False)
+    assert [m.trained_now for m in models] == [False, False]
+    for model, i in zip(models, (1, 0)):
+        assert all(np.array_equal(model.params[k], beta_table["params"][i][k]) for k in model.params)
+    with pytest.raises(ValueError, match="1 labels for 2 specs"):
+        tradeoff.train_models(specs, cache=cache, labels=["one"])
+
+
+def test_a_sweep_row_is_measure_model_of_its_model(beta_table, cache):
+    """measure_sweep stacks measure_model over its models, with the documented noise."""
+    from vaelib.teaching.digit_models import binarized_digits
+
+    data = binarized_digits()
+    eps = {"test": tradeoff.sweep_noise(2, len(data.test), 2, [0, 0]),
+           "train": tradeoff.sweep_noise(2, len(data.train), 2, [0, 1])}
+    z_prior = tradeoff.sweep_noise(1, 3, 2, [0, 2])[0]
+    row = tradeoff.measure_model(beta_table["params"][0], beta_table["specs"][0].config, data, eps, z_prior, n_images=3)
+    for key, value in row.items():
+        assert np.array_equal(beta_table[key][0], value, equal_nan=True), key   # NaN: no squared error (Bernoulli)
+    assert row["distortion_train"] > 0 and row["rate_train"] > 0
 
 
 def test_sweeps_reject_bad_values_and_mixed_specs(cache):

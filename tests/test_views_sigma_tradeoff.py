@@ -1,58 +1,86 @@
-"""Tests for vaelib.teaching.views.sigma_tradeoff: the sweep's numbers, its determinism, the sigma slider."""
+"""Tests for vaelib.teaching.views.sigma_tradeoff: a sigma sweep's numbers against scipy, and the sigma slider."""
 
 import re
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
 from scipy.stats import norm
 
 from vaelib.core.vae import VAEConfig, decode, encode
+from vaelib.machinery.cache import ModelCache
+from vaelib.teaching import tradeoff
+from vaelib.teaching.digit_figures import DIGIT_CMAP
+from vaelib.teaching.digit_models import ModelSpec, grey_digits
 from vaelib.teaching.views import sigma_tradeoff
 from figure_checks import assert_readable
 
-SIDE = 4
-D = SIDE * SIDE
 SIGMAS = (0.1, 0.5, 2.0)
-N_IMAGES = 3
+N_IMAGES, N_DRAWS, SIDE = 3, 2, 28
+#: One epoch of a tiny Gaussian VAE on the grey digits: a real sweep, trained in a second.
+TINY_GREY = ModelSpec(VAEConfig(hidden=(8,), n_latent=2, likelihood="gaussian"), data="grey", epochs=1, lr=1e-2,
+                      batch_size=64)
 
 
 @pytest.fixture(scope="module")
-def data():
-    """Grey 4x4 'images' in [0, 1]: a smooth blob at a random place, plus noise."""
-    rng = np.random.default_rng(0)
-    rows, cols = np.mgrid[:SIDE, :SIDE]
-
-    def images(n):
-        centre = rng.uniform(0, SIDE - 1, size=(n, 2))
-        blob = np.exp(-((rows - centre[:, :1, None]) ** 2 + (cols - centre[:, 1:, None]) ** 2) / 2)
-        return np.clip(blob + 0.05 * rng.standard_normal(blob.shape), 0, 1).reshape(n, D).astype(np.float32)
-
-    return SimpleNamespace(train=images(64), test=images(20), image_shape=(SIDE, SIDE))
-
-
-def tiny_sweep(data, seed=3):
-    return sigma_tradeoff.train_sigma_sweep(data, SIGMAS, hidden=(8,), n_latent=2, epochs=1, lr=1e-2,
-                                            batch_size=16, seed=seed, n_images=N_IMAGES)
+def table(tmp_path_factory):
+    cache = ModelCache(tmp_path_factory.mktemp("models"), log=lambda line: None)
+    return tradeoff.sigma_sweep(SIGMAS, base=TINY_GREY, cache=cache, progress=False, n_draws=N_DRAWS,
+                                n_images=N_IMAGES, n_samples=N_IMAGES)
 
 
 @pytest.fixture(scope="module")
-def table(data):
-    return tiny_sweep(data)
+def terms(table):
+    return sigma_tradeoff.sigma_terms(table)
 
 
 def reference_terms(params, x, eps, sigma):
-    """Mean squared error, -log p(x|z) from scipy.stats.norm, KL as -H[q] - E_q[log p(z)], in float64."""
-    config = VAEConfig(n_pixels=D, hidden=(8,), n_latent=2, likelihood="gaussian", sigma=sigma)
+    """Means over images and draws of the squared error, -log p(x|z) from scipy.stats.norm, and the KL as
+    -H[q] - E_q[log p(z)], in float64; and the decoder mean at z = mu(x)."""
+    config = TINY_GREY.with_config(sigma=sigma).config
     params = {k: v.astype(np.float64) for k, v in params.items()}
     x = x.astype(np.float64)
     mu, log_var = encode(params, x, config)
     std = np.exp(0.5 * log_var)
-    mean = decode(params, mu + std * eps.astype(np.float64), config)
-    squared_error = np.sum((x - mean) ** 2, axis=1)
-    rec = -norm.logpdf(x, mean, sigma).sum(axis=1)
-    kl = -norm.entropy(scale=std).sum(axis=1) + 0.5 * (np.log(2 * np.pi) + mu**2 + std**2).sum(axis=1)
-    return squared_error.mean(), rec.mean(), kl.mean(), decode(params, mu, config)
+    mean = decode(params, (mu + std * eps).reshape(-1, 2), config).reshape(len(eps), len(x), -1)   # (S, n, D)
+    squared_error = np.sum((x - mean) ** 2, axis=-1).mean()
+    rec = -norm.logpdf(x, mean, sigma).sum(axis=-1).mean()
+    kl = (-norm.entropy(scale=std).sum(axis=1) + 0.5 * (np.log(2 * np.pi) + mu**2 + std**2).sum(axis=1)).mean()
+    return squared_error, rec, kl, decode(params, mu, config)
+
+
+@pytest.mark.parametrize("i", range(len(SIGMAS)))
+def test_sweep_numbers_match_scipy(table, terms, i):
+    """The view's numbers are those of the cached model, measured with the sweep's documented noise."""
+    x = grey_digits().test
+    eps = tradeoff.sweep_noise(N_DRAWS, len(x), 2, [0, 0]).astype(np.float64)
+    squared_error, rec, kl, recon = reference_terms(table["params"][i], x, eps, SIGMAS[i])
+    assert terms["sigma"][i] == SIGMAS[i]
+    # the networks run in float32: relative tolerance 1e-5
+    assert terms["squared_error"][i] == pytest.approx(squared_error, rel=1e-5)
+    assert terms["reconstruction"][i] == pytest.approx(rec, rel=1e-5, abs=1e-3)
+    assert terms["kl"][i] == pytest.approx(kl, rel=1e-5, abs=1e-6)
+    assert terms["elbo"][i] == pytest.approx(-(rec + kl), rel=1e-5, abs=1e-3)
+    np.testing.assert_allclose(table["reconstructions"][i], recon[:N_IMAGES], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(sigma_tradeoff.reconstruct(table["params"][i], x[:N_IMAGES], table["specs"][i].config),
+                               recon[:N_IMAGES], rtol=1e-5, atol=1e-6)
+    # the Gaussian reconstruction term is an affine function of the squared error, draw by draw, so on the means too
+    D = x.shape[1]
+    affine = terms["squared_error"][i] / (2 * SIGMAS[i] ** 2) + D * np.log(SIGMAS[i]) + 0.5 * D * np.log(2 * np.pi)
+    assert terms["reconstruction"][i] == pytest.approx(affine, rel=1e-6, abs=1e-3)
+
+
+@pytest.mark.parametrize("change, message", [(dict(likelihood="bernoulli"), "fixed sigma"),
+                                             (dict(learn_sigma=True), "fixed sigma"),
+                                             (dict(beta=0.5), "beta = 1")])
+def test_sigma_terms_refuses_other_models(change, message):
+    specs = [TINY_GREY.with_config(sigma=s, **change) for s in SIGMAS]
+    with pytest.raises(ValueError, match=message):
+        sigma_tradeoff.sigma_terms({"specs": specs})
+
+
+def test_sigma_terms_refuses_unsorted_sigmas():
+    with pytest.raises(ValueError, match="increase"):
+        sigma_tradeoff.sigma_terms({"specs": [TINY_GREY.with_config(sigma=s) for s in (0.5, 0.1)]})
 
 
 def parse_readout(text):
@@ -62,56 +90,13 @@ def parse_readout(text):
     return sigma, [float(re.search(r"=\s+(-?\d+\.\d+)", line).group(1)) for line in rest]
 
 
-def test_table_shapes(table, data):
-    n = len(SIGMAS)
-    for key in ("sigma", "kl", "squared_error", "reconstruction", "elbo", "seconds"):
-        assert table[key].shape == (n,)
-    assert table["reconstructions"].shape == (n, N_IMAGES, D)
-    assert table["originals"].shape == (N_IMAGES, D)
-    assert np.array_equal(table["originals"], data.test[:N_IMAGES])
-    assert table["eps"].shape == (len(data.test), 2)
-    assert [c.sigma for c in table["configs"]] == list(SIGMAS)
-    assert all(c.likelihood == "gaussian" and not c.learn_sigma and c.beta == 1 for c in table["configs"])
-
-
-@pytest.mark.parametrize("i", range(len(SIGMAS)))
-def test_sweep_numbers_match_scipy(table, data, i):
-    sigma = SIGMAS[i]
-    squared_error, rec, kl, recon = reference_terms(table["params"][i], data.test, table["eps"], sigma)
-    # the networks run in float32: relative tolerance 1e-5
-    assert table["squared_error"][i] == pytest.approx(squared_error, rel=1e-5)
-    assert table["reconstruction"][i] == pytest.approx(rec, rel=1e-5, abs=1e-4)
-    assert table["kl"][i] == pytest.approx(kl, rel=1e-5, abs=1e-6)
-    assert table["elbo"][i] == pytest.approx(-(rec + kl), rel=1e-5, abs=1e-4)
-    np.testing.assert_allclose(table["reconstructions"][i], recon[:N_IMAGES], rtol=1e-5, atol=1e-6)
-    # the Gaussian reconstruction term is an affine function of the squared error (float64 identity)
-    affine = table["squared_error"][i] / (2 * sigma**2) + D * np.log(sigma) + 0.5 * D * np.log(2 * np.pi)
-    assert table["reconstruction"][i] == pytest.approx(affine, rel=1e-6, abs=1e-6)
-
-
-def test_sweep_is_deterministic_and_trains_from_one_start(data, table):
-    again = tiny_sweep(data)
-    for key in ("kl", "squared_error", "reconstruction", "reconstructions", "eps"):
-        assert np.array_equal(again[key], table[key])
-    other_seed = tiny_sweep(data, seed=4)
-    assert not np.array_equal(other_seed["kl"], table["kl"])
-
-
-def test_rejects_bad_sigmas_and_learned_sigma(data):
-    with pytest.raises(ValueError, match="increasing"):
-        sigma_tradeoff.train_sigma_sweep(data, (0.5, 0.1))
-    config = VAEConfig(n_pixels=D, hidden=(8,), n_latent=2, likelihood="gaussian", learn_sigma=True)
-    with pytest.raises(ValueError, match="fixed sigma"):
-        sigma_tradeoff.gaussian_vae_terms({}, data.test, np.zeros((20, 2)), config)
-
-
 @pytest.fixture
 def view(table):
     return sigma_tradeoff.make_sigma_tradeoff_view(table)
 
 
 @pytest.mark.parametrize("i", [2, 0, 1])
-def test_artists_and_readout_follow_the_slider(view, table, i):
+def test_artists_and_readout_follow_the_slider(view, table, terms, i):
     ax_img, ax_kl, ax_rec = view.fig.axes
     view.sliders["sigma"].value = SIGMAS[i]
     shown = np.asarray(ax_img.images[0].get_array())
@@ -122,17 +107,25 @@ def test_artists_and_readout_follow_the_slider(view, table, i):
         assert np.array_equal(shown[SIDE:][block], table["reconstructions"][i, j].reshape(SIDE, SIDE))
     kl_line, kl_marker = ax_kl.lines[:2]
     rec_line, rec_marker = ax_rec.lines[:2]
-    assert np.array_equal(kl_line.get_ydata(), table["kl"]) and np.array_equal(rec_line.get_ydata(), table["reconstruction"])
-    assert list(kl_marker.get_xdata()) == [SIGMAS[i]] and list(kl_marker.get_ydata()) == [table["kl"][i]]
+    assert np.array_equal(kl_line.get_ydata(), table["rate"]) and np.array_equal(rec_line.get_ydata(), table["distortion"])
+    assert list(kl_marker.get_xdata()) == [SIGMAS[i]] and list(kl_marker.get_ydata()) == [table["rate"][i]]
     assert list(rec_marker.get_xdata()) == [SIGMAS[i]]
-    assert list(rec_marker.get_ydata()) == [table["reconstruction"][i]]
+    assert list(rec_marker.get_ydata()) == [table["distortion"][i]]
 
     sigma_r, (kl_r, se_r, rec_r, elbo_r) = parse_readout(view.readout)
     assert sigma_r == SIGMAS[i]
     # printed to three decimals: within half a unit of the last place
-    for printed, want in [(kl_r, table["kl"][i]), (se_r, table["squared_error"][i]),
-                          (rec_r, table["reconstruction"][i]), (elbo_r, -(table["reconstruction"][i] + table["kl"][i]))]:
+    for printed, want in [(kl_r, table["rate"][i]), (se_r, 2 * table["half_squared_error"][i]),
+                          (rec_r, table["distortion"][i]), (elbo_r, -(table["distortion"][i] + table["rate"][i]))]:
         assert printed == pytest.approx(want, abs=5.01e-4)
+
+
+def test_digits_are_dark_on_light(view):
+    """Ink (pixel value 1) is drawn dark on a white page (0), as in every figure of digits."""
+    image = view.fig.axes[0].images[0]
+    assert image.get_cmap() is DIGIT_CMAP and image.get_clim() == (0.0, 1.0)
+    ink, page = (np.mean(image.get_cmap()(v)[:3]) for v in (1.0, 0.0))
+    assert ink < 0.1 and page > 0.9
 
 
 def test_updates_in_place(view):
@@ -145,10 +138,10 @@ def test_updates_in_place(view):
     assert not np.array_equal(np.array(ax_img.images[0].get_array()), image_before)
 
 
-def test_every_point_is_inside_its_axes(view, table):
+def test_every_point_is_inside_its_axes(view, terms):
     """Both curves, negative and huge values alike, lie within the plotted area (no point off the axis)."""
     _, ax_kl, ax_rec = view.fig.axes
-    for ax, values in ((ax_kl, table["kl"]), (ax_rec, table["reconstruction"])):
+    for ax, values in ((ax_kl, terms["kl"]), (ax_rec, terms["reconstruction"])):
         lo, hi = ax.get_ylim()
         assert np.all((lo < values) & (values < hi))
     assert ax_rec.get_ylim()[0] < 0 < ax_rec.get_ylim()[1]  # the zero line is in view
@@ -169,19 +162,7 @@ def test_figure_is_readable(view):
     assert_readable(view.fig, min_texts=10)
 
 
-def test_sweep_trains_on_the_given_blas_threads(data, monkeypatch):
-    """One BLAS thread unless told otherwise (the same numbers on every run); ``threads`` reaches fit."""
-    seen = []
-    real_fit = sigma_tradeoff.fit
-
-    def recording_fit(*args, **kwargs):
-        seen.append(kwargs["threads"])
-        return real_fit(*args, **kwargs)
-
-    monkeypatch.setattr(sigma_tradeoff, "fit", recording_fit)
-    tiny_sweep(data)
-    assert seen == [1] * len(SIGMAS)
-    seen.clear()
-    sigma_tradeoff.train_sigma_sweep(data, SIGMAS[:1], hidden=(8,), n_latent=2, epochs=1, batch_size=16,
-                                     threads=2)
-    assert seen == [2]
+def test_axis_labels_are_in_maths_type(view):
+    _, ax_kl, ax_rec = view.fig.axes
+    assert "$\\sigma$" in ax_kl.get_xlabel() and "$\\mathrm{KL}" in ax_kl.get_ylabel()
+    assert ax_rec.get_ylabel().startswith("$-\\log p(x|z)$")

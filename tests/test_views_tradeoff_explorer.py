@@ -159,3 +159,29 @@ def test_picture_is_clipped_and_rows_must_match(table):
 def test_loss_line_by_hand():
     xs, ys = tradeoff_explorer.loss_line(rate=10.0, distortion=50.0, weight=2.0, rate_range=(0.0, 30.0))
     assert list(xs) == [0.0, 30.0] and list(ys) == [70.0, 10.0]
+
+
+def test_digits_are_dark_on_light(view):
+    """Ink (pixel value 1) is drawn dark on a white page (0), as in every figure of digits."""
+    from vaelib.teaching.digit_figures import DIGIT_CMAP
+
+    image = view.fig.axes[2].images[0]
+    assert image.get_cmap() is DIGIT_CMAP and image.get_clim() == (0.0, 1.0)
+    ink, page = (np.mean(image.get_cmap()(v)[:3]) for v in (1.0, 0.0))
+    assert ink < 0.1 and page > 0.9
+
+
+@pytest.mark.parametrize("make, weight, distortion", [(tradeoff_explorer.make_beta_view, r"\beta", "$D$"),
+                                                      (tradeoff_explorer.make_sigma_view, r"\sigma^2", r"$\|x-m\|^2/2$")])
+def test_figure_text_is_in_maths_type(table, make, weight, distortion):
+    view = make(table)
+    ax_plane = view.fig.axes[0]
+    assert "$R$" in ax_plane.get_xlabel() and distortion in ax_plane.get_ylabel()
+    assert weight + r"\,R$" in ax_plane.get_legend().get_texts()[-1].get_text()
+    view.fig.canvas.draw()                                   # every label parses as mathtext
+
+
+def test_figure_is_readable(view):
+    from figure_checks import assert_readable
+
+    assert_readable(view.fig, min_texts=10)

@@ -1,13 +1,16 @@
 """Rate against distortion, measured on sweeps of trained VAEs; and where the rate goes.
 
-Two sweeps of models on the ``mnist5k`` digits, each model trained once per machine
-and then read from the model cache (:func:`vaelib.teaching.digit_models.trained`):
+A sweep is any list of :class:`~vaelib.teaching.digit_models.ModelSpec` s on one data set.
+:func:`train_models` trains each model once per machine and then reads it from the model
+cache; :func:`measure_model` measures one model; :func:`measure_sweep` does both for a list
+and stacks the results into one table. The sweeps of notebooks 03 and 08 are such lists:
 
 - the **beta sweep**: :data:`~vaelib.teaching.digit_models.DIGITS_20D` (784-400-20,
   Bernoulli decoder, binarised digits) with the KL weight ``beta`` replaced, from near
   an autoencoder (``beta = 0.01``) to past posterior collapse (``beta = 20``);
-- the **sigma sweep**: the same architecture with a Gaussian decoder of fixed ``sigma``
-  on grey digits (``beta = 1``).
+- the **sigma sweeps**: a Gaussian decoder of fixed ``sigma`` on grey digits (``beta = 1``),
+  with the same architecture (:data:`GREY_20D`, notebook 08) or a small one
+  (:data:`GREY_10D`, notebook 03).
 
 For every model and image, in nats (summed over pixels or latent dimensions)::
 
@@ -61,6 +64,10 @@ ACTIVE_THRESHOLD = 0.01
 #: 784-400-20 with a Gaussian decoder (fixed ``sigma = 1``) on grey digits; ``with_config(sigma=...)``.
 GREY_20D = ModelSpec(VAEConfig(hidden=(400,), n_latent=20, likelihood="gaussian", sigma=1.0), data="grey",
                      epochs=SIGMA_EPOCHS)
+#: 784-128-10 with a Gaussian decoder (fixed ``sigma = 1``) on grey digits, 5 epochs of Adam at ``lr = 3e-3``
+#: in batches of 100: the small models of notebook 03's sigma sweep (a few seconds each).
+GREY_10D = ModelSpec(VAEConfig(hidden=(128,), n_latent=10, likelihood="gaussian", sigma=1.0), data="grey",
+                     epochs=5, lr=3e-3, batch_size=100)
 
 
 def beta_spec(beta, epochs=BETA_EPOCHS, seed=0, base=DIGITS_20D):
@@ -68,13 +75,13 @@ def beta_spec(beta, epochs=BETA_EPOCHS, seed=0, base=DIGITS_20D):
     return replace(base.with_config(beta=float(beta)), epochs=epochs, seed=seed)
 
 
-def sigma_spec(sigma, beta=1.0, epochs=SIGMA_EPOCHS, seed=0, base=GREY_20D):
+def sigma_spec(sigma, beta=1.0, epochs=None, seed=0, base=GREY_20D):
     """A Gaussian-decoder model with fixed ``sigma`` and KL weight ``beta`` (``base`` changed accordingly).
 
-    ``sigma_spec(1.0, beta=b)`` trains on ``|x - m|^2 / 2 + b * KL`` (plus a constant):
-    the squared-error loss with KL weight ``b``.
+    ``epochs`` defaults to ``base.epochs``. ``sigma_spec(1.0, beta=b)`` trains on
+    ``|x - m|^2 / 2 + b * KL`` (plus a constant): the squared-error loss with KL weight ``b``.
     """
-    return replace(base.with_config(sigma=float(sigma), beta=float(beta)), epochs=epochs, seed=seed)
+    return replace(base.with_config(sigma=float(sigma), beta=float(beta)), epochs=epochs or base.epochs, seed=seed)
 
 
 # ---------------------------------------------------------------- per-model measurements
@@ -138,13 +145,86 @@ def sweep_noise(n_draws, n_images, n_latent, seed):
     return np.random.default_rng(seed).standard_normal((n_draws, n_images, n_latent)).astype(np.float32)
 
 
-def measure_sweep(specs, *, n_draws=None, n_images=8, n_samples=8, seed=0, cache=None, labels=None, progress=True):
-    """Train (or read from the cache) every model of ``specs`` and measure it on test and training images.
+def train_models(specs, *, cache=None, labels=None, progress=True):
+    """Every model of ``specs``, in order: read from the model cache, or trained now and stored there.
 
     Parameters
     ----------
     specs : sequence of ModelSpec
-        All with one data set and one latent dimension.
+    cache : ModelCache, optional
+        Default: ``ModelCache()`` at its documented location.
+    labels : sequence of str, optional
+        One per spec, for the line printed when a model is trained.
+    progress : bool
+        Show a progress bar while a model trains.
+
+    Returns
+    -------
+    list of CachedModel
+        ``params``, ``history`` and ``trained_now`` of each (:func:`vaelib.teaching.digit_models.trained`).
+    """
+    specs = list(specs)
+    labels = [None] * len(specs) if labels is None else list(labels)
+    if len(labels) != len(specs):
+        raise ValueError(f"{len(labels)} labels for {len(specs)} specs")
+    return [trained(spec, cache=cache, label=label, progress=progress) for spec, label in zip(specs, labels)]
+
+
+def measure_model(params, config, data, eps, z_prior, n_images=8):
+    """Rate, distortion and the pictures of one model, on the test and the training images.
+
+    Parameters
+    ----------
+    params : dict of str -> ndarray
+    config : VAEConfig
+    data : Dataset
+        ``test``, shape (n_test, n_pixels); ``train``, shape (n_train, n_pixels); ``image_shape``.
+    eps : dict
+        ``eps["test"]``, shape (S, n_test, n_latent), and ``eps["train"]``, shape (S, n_train, n_latent):
+        the noise of the ``S`` draws ``z ~ q(z|x)`` per image (:func:`model_terms`).
+    z_prior : ndarray, shape (n_samples, n_latent)
+        Points ``z ~ p(z)`` at which the decoder's mean is shown as a sample.
+    n_images : int
+        Test images (the first ones) reconstructed for display.
+
+    Returns
+    -------
+    dict
+        For the test images, means over the images, nats: ``"rate"``, ``"distortion"``,
+        ``"half_squared_error"`` (``|x - m|^2 / 2``, squared pixel units; NaN for a Bernoulli decoder),
+        ``"distortion_se"`` (the Monte Carlo standard error of the distortion's mean, from the
+        variance over draws within each image); the same for the training images with the suffix
+        ``"_train"``. ``"kl_per_dim"`` (n_latent,): mean KL of each latent dimension on the test
+        images; ``"active_units"`` and ``"unit_variances"`` (n_latent,): see
+        :func:`vaelib.core.evaluate.active_units` (threshold :data:`ACTIVE_THRESHOLD`); ``"active"``
+        (n_latent,), bool: which units are counted; ``"mu"``, ``"log_var"`` (n_test, n_latent): the
+        test encodings; ``"reconstructions"`` (n_images, n_pixels): the decoder mean at ``z = mu(x)``;
+        ``"samples"`` (n_samples, n_pixels): the decoder mean at ``z_prior``.
+    """
+    row = {}
+    for suffix, x, noise in (("", data.test, eps["test"]), ("_train", data.train, eps["train"])):
+        terms = model_terms(params, x, config, noise)
+        row["rate" + suffix] = terms["rate"].mean()
+        row["distortion" + suffix] = terms["distortion"].mean()
+        row["half_squared_error" + suffix] = terms["squared_error"].mean() / 2
+        row["distortion_se" + suffix] = np.sqrt(terms["distortion_var"].mean() / (len(noise) * len(x)))
+        if not suffix:
+            test_terms = terms
+    count, variances = active_units(params, data.test, config, threshold=ACTIVE_THRESHOLD)
+    row.update(kl_per_dim=test_terms["kl_per_dim"].mean(axis=0), active_units=count, unit_variances=variances,
+               active=variances > ACTIVE_THRESHOLD, mu=test_terms["mu"], log_var=test_terms["log_var"],
+               reconstructions=decoder_means(params, test_terms["mu"][:n_images], config),
+               samples=decoder_means(params, z_prior, config))
+    return row
+
+
+def measure_sweep(specs, *, n_draws=None, n_images=8, n_samples=8, seed=0, cache=None, labels=None, progress=True):
+    """Train (or read from the cache) every model of ``specs`` and measure each with :func:`measure_model`.
+
+    Parameters
+    ----------
+    specs : sequence of ModelSpec
+        Any models that share one data set and one latent dimension.
     n_draws : int, optional
         Draws ``z ~ q(z|x)`` per image for the distortion (the same noise for every model);
         default :data:`MEASURE_DRAWS`. The noise is ``sweep_noise(n_draws, n, n_latent, [seed, 0])``
@@ -152,70 +232,35 @@ def measure_sweep(specs, *, n_draws=None, n_images=8, n_samples=8, seed=0, cache
     n_images : int
         Test images (the first ones) reconstructed for display.
     n_samples : int
-        Samples ``x ~ p(x|z)``, shown as the decoder mean at ``z ~ p(z)`` (the same ``z`` for every model).
+        Samples ``x ~ p(x|z)``, shown as the decoder mean at ``z ~ p(z)`` (the same ``z`` for every model:
+        ``sweep_noise(1, n_samples, n_latent, [seed, 2])[0]``).
     seed : int
         Seeds the measurement noise (training has each spec's own seed).
-    cache : ModelCache, optional
-    labels : sequence of str, optional
-        One per spec, for the line printed when a model is trained.
-    progress : bool
+    cache, labels, progress
+        As for :func:`train_models`.
 
     Returns
     -------
     dict
-        Test-image means, each ndarray of shape (n_models,), nats: ``"rate"``, ``"distortion"``,
-        ``"half_squared_error"`` (``|x - m|^2 / 2``, squared pixel units; NaN for a Bernoulli decoder); and the Monte Carlo standard error of the
-        distortion's mean, ``"distortion_se"`` (from the variance over draws within each image).
-        The same on the training images: ``"rate_train"``, ``"distortion_train"``,
-        ``"half_squared_error_train"``, ``"distortion_se_train"``.
-        ``"kl_per_dim"`` (n_models, n_latent): mean KL of each latent dimension on the test images;
-        ``"active_units"`` (n_models,) and ``"unit_variances"`` (n_models, n_latent): see
-        :func:`vaelib.core.evaluate.active_units` (threshold :data:`ACTIVE_THRESHOLD`); ``"active"``
-        (n_models, n_latent), bool: which units are counted;
-        ``"mu"``, ``"log_var"`` (n_models, n_test, n_latent): the test encodings;
-        ``"originals"`` (n_images, n_pixels); ``"reconstructions"`` (n_models, n_images, n_pixels):
-        the decoder mean at ``z = mu(x)``; ``"samples"`` (n_models, n_samples, n_pixels): the decoder
-        mean at ``z ~ p(z)``; ``"image_shape"``; ``"specs"``, ``"params"``: one per model;
-        ``"trained_now"`` (n_models,), bool.
+        Every entry of :func:`measure_model`, stacked over the models: a leading axis of length
+        ``n_models`` (e.g. ``"rate"`` (n_models,), ``"mu"`` (n_models, n_test, n_latent)).
+        Besides: ``"originals"`` (n_images, n_pixels); ``"image_shape"``; ``"specs"``, ``"params"``:
+        one per model; ``"trained_now"`` (n_models,), bool.
     """
     specs = list(specs)
     n_draws = MEASURE_DRAWS if n_draws is None else n_draws
-    data = data_for(specs[0])
     if any(s.data != specs[0].data or s.config.n_latent != specs[0].config.n_latent for s in specs):
         raise ValueError("a sweep's models must share their data and latent dimension")
-    n_latent = specs[0].config.n_latent
-    eps = {"": sweep_noise(n_draws, len(data.test), n_latent, [seed, 0]),
-           "_train": sweep_noise(n_draws, len(data.train), n_latent, [seed, 1])}
+    data, n_latent = data_for(specs[0]), specs[0].config.n_latent
+    eps = {"test": sweep_noise(n_draws, len(data.test), n_latent, [seed, 0]),
+           "train": sweep_noise(n_draws, len(data.train), n_latent, [seed, 1])}
     z_prior = sweep_noise(1, n_samples, n_latent, [seed, 2])[0]
-    rows = {k: [] for k in ("rate", "distortion", "half_squared_error", "distortion_se",
-                            "rate_train", "distortion_train", "half_squared_error_train", "distortion_se_train",
-                            "kl_per_dim", "active_units", "unit_variances", "active", "mu", "log_var",
-                            "reconstructions", "samples", "params", "trained_now")}
-    for i, spec in enumerate(specs):
-        model = trained(spec, cache=cache, label=labels[i] if labels else None, progress=progress)
-        params, config = model.params, spec.config
-        for suffix, x in (("", data.test), ("_train", data.train)):
-            terms = model_terms(params, x, config, eps[suffix])
-            rows["rate" + suffix].append(terms["rate"].mean())
-            rows["distortion" + suffix].append(terms["distortion"].mean())
-            rows["half_squared_error" + suffix].append(terms["squared_error"].mean() / 2)
-            rows["distortion_se" + suffix].append(np.sqrt(terms["distortion_var"].mean() / (n_draws * len(x))))
-            if not suffix:
-                test_terms = terms
-        count, variances = active_units(params, data.test, config, threshold=ACTIVE_THRESHOLD)
-        rows["kl_per_dim"].append(test_terms["kl_per_dim"].mean(axis=0))
-        rows["active_units"].append(count)
-        rows["unit_variances"].append(variances)
-        rows["active"].append(variances > ACTIVE_THRESHOLD)
-        rows["mu"].append(test_terms["mu"])
-        rows["log_var"].append(test_terms["log_var"])
-        rows["reconstructions"].append(decoder_means(params, test_terms["mu"][:n_images], config))
-        rows["samples"].append(decoder_means(params, z_prior, config))
-        rows["params"].append(params)
-        rows["trained_now"].append(model.trained_now)
-    table = {k: (v if k == "params" else np.array(v)) for k, v in rows.items()}
+    models = train_models(specs, cache=cache, labels=labels, progress=progress)
+    rows = [measure_model(model.params, spec.config, data, eps, z_prior, n_images) for spec, model in zip(specs, models)]
+    table = {k: np.array([row[k] for row in rows]) for k in rows[0]}
     table.update(originals=np.asarray(data.test[:n_images], dtype=np.float32), image_shape=tuple(data.image_shape),
-                 specs=specs)
+                 specs=specs, params=[model.params for model in models],
+                 trained_now=np.array([model.trained_now for model in models]))
     return table
 
 
@@ -227,8 +272,9 @@ def beta_sweep(betas=BETAS, *, epochs=BETA_EPOCHS, base=DIGITS_20D, **kwargs):
     return {"beta": betas, **measure_sweep(specs, labels=labels, **kwargs)}
 
 
-def sigma_sweep(sigmas=SIGMAS, *, epochs=SIGMA_EPOCHS, base=GREY_20D, **kwargs):
-    """:func:`measure_sweep` over :func:`sigma_spec` models (``beta = 1``); adds ``"sigma"`` (n_models,)."""
+def sigma_sweep(sigmas=SIGMAS, *, epochs=None, base=GREY_20D, **kwargs):
+    """:func:`measure_sweep` over :func:`sigma_spec` models (``beta = 1``; ``epochs`` default ``base.epochs``);
+    adds ``"sigma"`` (n_models,)."""
     sigmas = _increasing(sigmas, "sigmas")
     specs = [sigma_spec(s, epochs=epochs, base=base) for s in sigmas]
     labels = [f"Gaussian decoder, sigma = {s:g}" for s in sigmas]

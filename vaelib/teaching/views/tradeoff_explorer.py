@@ -14,7 +14,8 @@ the view shows
   that line (notebook 08 measures that noise and checks it);
 - the KL of each latent dimension (test images), largest first, active units
   (:func:`vaelib.core.evaluate.active_units`) in colour, the others grey;
-- test digits, the model's reconstructions and its samples (decoder means).
+- test digits, the model's reconstructions and its samples (decoder means), dark ink on
+  white (:data:`~vaelib.teaching.digit_figures.DIGIT_CMAP`), as every figure of digits.
 
 For the beta sweep the distortion is ``D = -E_q[log p(x|z)]`` and ``w = beta``.
 For the sigma sweep it is half the squared error ``|x - m|^2 / 2`` and ``w = sigma^2``:
@@ -26,7 +27,7 @@ import numpy as np
 from matplotlib.layout_engine import TightLayoutEngine
 from matplotlib.ticker import FixedLocator, MaxNLocator
 
-from vaelib.teaching.digit_figures import mosaic
+from vaelib.teaching.digit_figures import DIGIT_CMAP, mosaic
 from .slider_view import SliderView, value_slider
 
 ROW_LABELS = ("test digits", "reconstructions", "samples")
@@ -59,7 +60,7 @@ def readout(table, i, symbol, weight_symbol, distortion_key, distortion_label, d
 
 
 def make_tradeoff_view(table, name, weights, *, symbol, weight_symbol, distortion_key, distortion_label,
-                       distortion_unit, value=None):
+                       distortion_unit, tex, value=None):
     """A slider over the models of a sweep table; see the module docstring.
 
     Parameters
@@ -70,11 +71,14 @@ def make_tradeoff_view(table, name, weights, *, symbol, weight_symbol, distortio
     weights : ndarray, shape (n_models,)
         Each model's weight on the rate in the loss it minimised, for the constant-loss line.
     symbol, weight_symbol : str
-        How the figure writes the slider's quantity and the weight (``"β"``, ``"σ"``, ``"σ²"``).
+        How the readout writes the slider's quantity and the weight (``"β"``, ``"σ"``, ``"σ²"``).
     distortion_key : str
         ``"distortion"`` or ``"half_squared_error"`` (with ``"..._train"`` alongside).
     distortion_label, distortion_unit : str
-        The distortion's name and unit, for the axis and the readout.
+        The distortion's name, for the readout, and its unit.
+    tex : dict of str -> str
+        The figure's maths type (Matplotlib mathtext, without dollars) for ``"symbol"``, ``"weight"`` and
+        ``"distortion"``, e.g. ``{"symbol": r"\beta", "weight": r"\beta", "distortion": "D"}``.
     value : float, optional
         The initial slider value (one of ``table[name]``; default the first).
 
@@ -103,6 +107,7 @@ def make_tradeoff_view(table, name, weights, *, symbol, weight_symbol, distortio
     grid = fig.add_gridspec(2, 2, height_ratios=[1.35, 1], width_ratios=[1.25, 1])
     ax_plane, ax_kl, ax_img = fig.add_subplot(grid[0, 0]), fig.add_subplot(grid[0, 1]), fig.add_subplot(grid[1, :])
 
+    sym, dis = f"${tex['symbol']}$", f"${tex['distortion']}$"
     ax_plane.plot(rate_tr, dist_tr, "o-", color="C0", ms=5, label="every model, training images")
     ax_plane.plot(rate_te, dist_te, "o", color="C1", ms=5, fillstyle="none", label="every model, test images")
     (ring_tr,) = ax_plane.plot([], [], "o", color="k", ms=12, fillstyle="none", markeredgewidth=1.8)
@@ -111,13 +116,13 @@ def make_tradeoff_view(table, name, weights, *, symbol, weight_symbol, distortio
     pad_r, pad_d = 0.04 * np.ptp(rates), 0.08 * np.ptp(dists)
     rate_range = (rates.min() - pad_r, rates.max() + pad_r)
     (line,) = ax_plane.plot([], [], "--", color="k", lw=1.2,
-                            label=f"constant loss {distortion_label} + {weight_symbol}·R")
+                            label=f"constant loss ${tex['distortion']} + {tex['weight']}\\,R$")
     ax_plane.set_xlim(*rate_range)
     ax_plane.set_ylim(dists.min() - pad_d, dists.max() + pad_d)
     for axis in (ax_plane.xaxis, ax_plane.yaxis):  # few, fixed ticks: each costs drawing time at every update
         axis.set_major_locator(FixedLocator(MaxNLocator(6).tick_values(*axis.get_view_interval())))
-    ax_plane.set_xlabel("rate R = mean KL(q(z|x) ‖ p(z)) (nats)")
-    ax_plane.set_ylabel(f"distortion {distortion_label} ({distortion_unit})")
+    ax_plane.set_xlabel(r"rate $R$ = mean $\mathrm{KL}(q(z|x)\,\|\,p(z))$ (nats)")
+    ax_plane.set_ylabel(f"distortion {dis} ({distortion_unit})")
     ax_plane.legend(fontsize=9, loc="upper right")
     plane_title = ax_plane.set_title("", fontsize=10)
 
@@ -132,10 +137,10 @@ def make_tradeoff_view(table, name, weights, *, symbol, weight_symbol, distortio
     ax_kl.set_xlim(0.3, n_latent + 0.7)
     ax_kl.set_xticks(np.unique(np.r_[1, np.arange(0, n_latent + 1, max(1, n_latent // 4))[1:]]))
     ax_kl.set_xlabel("latent dimension, largest KL first")
-    ax_kl.set_ylabel("KL of one dimension (nats, log scale)")
+    ax_kl.set_ylabel(r"$\mathrm{KL}$ of one dimension (nats, log scale)")
     kl_title = ax_kl.set_title("", fontsize=10)
 
-    image = ax_img.imshow(pictures[0], cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
+    image = ax_img.imshow(pictures[0], cmap=DIGIT_CMAP, vmin=0.0, vmax=1.0, interpolation="nearest")
     h = table["image_shape"][0]
     ax_img.set_yticks([h * (k + 0.5) for k in range(3)], ROW_LABELS, fontsize=9)
     ax_img.set_xticks([])
@@ -149,7 +154,7 @@ def make_tradeoff_view(table, name, weights, *, symbol, weight_symbol, distortio
         ring_tr.set_data([rate_tr[i]], [dist_tr[i]])
         ring_te.set_data([rate_te[i]], [dist_te[i]])
         line.set_data(*loss_line(rate_tr[i], dist_tr[i], w, rate_range))
-        plane_title.set_text(f"{symbol} = {values[i]:g}: line of slope −{w:g} through its training point")
+        plane_title.set_text(f"{sym} = {values[i]:g}: line of slope −{w:g} through its training point")
         order = np.argsort(table["kl_per_dim"][i])[::-1]
         for bar, height, is_active in zip(bars, table["kl_per_dim"][i][order], table["active"][i][order]):
             bar.set_height(height)
@@ -157,8 +162,8 @@ def make_tradeoff_view(table, name, weights, *, symbol, weight_symbol, distortio
         kl_title.set_text(f"{table['active_units'][i]} of {n_latent} units active (blue); "
                           f"total {table['rate'][i]:.3g} nats")
         image.set_data(pictures[i])
-        img_title.set_text(f"{symbol} = {values[i]:g}: test digits, their reconstructions, "
-                           f"and decoder means at z ~ p(z)")
+        img_title.set_text(f"{sym} = {values[i]:g}: test digits, their reconstructions, "
+                           r"and decoder means at $z \sim p(z)$")
         return readout(table, i, symbol, weight_symbol, distortion_key, distortion_label, distortion_unit)
 
     update(**{name: values[0]})  # titles and bars in place, so that the layout makes room for them
@@ -175,7 +180,8 @@ def make_beta_view(table, beta=None):
     Distortion ``D = -E_q[log p(x|z)]`` (nats), weight ``beta``.
     """
     return make_tradeoff_view(table, "beta", table["beta"], symbol="β", weight_symbol="β",
-                              distortion_key="distortion", distortion_label="D", distortion_unit="nats", value=beta)
+                              distortion_key="distortion", distortion_label="D", distortion_unit="nats",
+                              tex={"symbol": r"\beta", "weight": r"\beta", "distortion": "D"}, value=beta)
 
 
 def make_sigma_view(table, sigma=None):
@@ -185,4 +191,6 @@ def make_sigma_view(table, sigma=None):
     """
     return make_tradeoff_view(table, "sigma", np.asarray(table["sigma"]) ** 2, symbol="σ", weight_symbol="σ²",
                               distortion_key="half_squared_error", distortion_label="|x−m|²/2",
-                              distortion_unit="squared pixel units", value=sigma)
+                              distortion_unit="squared pixel units",
+                              tex={"symbol": r"\sigma", "weight": r"\sigma^2", "distortion": r"\|x-m\|^2/2"},
+                              value=sigma)
