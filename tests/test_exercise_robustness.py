@@ -3,8 +3,13 @@ write into their inputs, partly written answers, and anything at all a function 
 
 Every answer below is written the way a learner would write it, independently of the checks'
 catalogue. A check must reject each wrong one, say what is wrong in one message, and never raise.
+Last, every one-edit change of each solution's code must fail its check, unless it gives the same
+numbers on other inputs too.
 """
 
+import ast
+import copy
+import inspect
 import math
 import sys
 import warnings
@@ -514,3 +519,108 @@ def test_a_recursion_error_leaves_the_interpreter_usable():
     result = grade("kl_closed_form", RAISES["RecursionError"])
     assert "raised RecursionError" in result.report() and sys.getrecursionlimit() == limit
     assert grade("kl_closed_form", solutions.kl_closed_form).status == CORRECT
+
+
+# ---------------------------------------------------------------- every small change of a solution
+_SWAPPED_OPERATORS = {ast.Add: ast.Sub, ast.Sub: ast.Add, ast.Mult: ast.Div, ast.Div: ast.Mult, ast.Pow: ast.Mult}
+_SWAPPED_FUNCTIONS = {"sum": ["mean"], "mean": ["sum"], "exp": ["expm1"], "expm1": ["exp"], "log": ["log1p", "log2"],
+                      "log1p": ["log"], "max": ["min", "mean"], "maximum": ["minimum"], "sqrt": ["abs"],
+                      "tanh": ["sin"]}
+
+
+def _one_changes(function):
+    """Every function that differs from ``function`` (an ast.FunctionDef) by one small edit."""
+    for i, node in enumerate(ast.walk(function)):
+        edits = []
+        if isinstance(node, ast.BinOp):
+            edits += [("op", _SWAPPED_OPERATORS[type(node.op)]())] if type(node.op) in _SWAPPED_OPERATORS else []
+            edits += [("keep", node.left), ("keep", node.right)]         # a term or a factor dropped
+        elif isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+            edits += [("keep", node.operand)]                             # a sign dropped
+        elif isinstance(node, ast.Constant) and type(node.value) in (int, float):
+            edits += [("value", v) for v in {2 * node.value, node.value / 2, node.value + 1, node.value - 1,
+                                             -node.value, 0} if v != node.value]
+        elif isinstance(node, ast.Attribute) and node.attr in _SWAPPED_FUNCTIONS:
+            edits += [("attr", name) for name in _SWAPPED_FUNCTIONS[node.attr]]
+        elif isinstance(node, ast.keyword) and node.arg == "axis":
+            edits += [("axis", v) for v in (0, 1, -1, None)]
+        for edit in edits:
+            yield _edited(function, i, edit)
+
+
+def _edited(function, index, edit):
+    changed = copy.deepcopy(function)
+    nodes = list(ast.walk(changed))
+    node, (kind, value) = nodes[index], edit
+    if kind == "op":
+        node.op = value
+    elif kind == "value":
+        node.value = value
+    elif kind == "attr":
+        node.attr = value
+    elif kind == "axis":
+        node.value = ast.Constant(value)
+    else:                                                      # replace the node by one of its parts
+        replacement = copy.deepcopy(value)
+        for parent in nodes:
+            for field, child in ast.iter_fields(parent):
+                if child is node:
+                    setattr(parent, field, replacement)
+                elif isinstance(child, list):
+                    child[:] = [replacement if c is node else c for c in child]
+    return changed
+
+
+def _compiled(function):
+    namespace = {"np": np, "math": math, "LOG_2PI": solutions.LOG_2PI}
+    exec(compile(ast.fix_missing_locations(ast.Module(body=[function], type_ignores=[])), "<edit>", "exec"),
+         namespace)
+    return namespace[function.name]
+
+
+def _other_inputs(name, rng):
+    """Inputs like each case's, with new numbers: binary arrays stay binary, numbers move by up to 30 %."""
+    for case in EXERCISES[name].cases:
+        inputs = {}
+        for key, v in case.inputs.items():
+            if isinstance(v, np.ndarray) and set(np.unique(v)) <= {0.0, 1.0}:
+                inputs[key] = (rng.random(v.shape) < 0.5).astype(v.dtype)
+            elif isinstance(v, np.ndarray):
+                inputs[key] = (v * rng.uniform(0.5, 1.5, v.shape) + 0.1 * rng.standard_normal(v.shape)).astype(v.dtype)
+            else:
+                inputs[key] = v * rng.uniform(0.7, 1.3) if isinstance(v, float) else v
+        yield inputs
+
+
+def _same_function(name, fn, rng):
+    """Does ``fn`` give the solution's outputs on other inputs like the cases' (float64 tolerance, loosely)?"""
+    for inputs in _other_inputs(name, rng):
+        try:
+            with np.errstate(all="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                pairs = zip(as_tuple(name, solution(name)(*inputs.values())), as_tuple(name, fn(*inputs.values())))
+                if not all(np.shape(a) == np.shape(b) and np.allclose(a, b, rtol=1e-5, atol=1e-7, equal_nan=True)
+                           for a, b in pairs):
+                    return False
+        except Exception:
+            return False
+    return True
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_small_change_of_the_solution_fails_or_changes_nothing(name):
+    """One edit of the solution's code (an operator, a constant, a function, an axis, a term dropped): the check
+    calls it correct only if it gives the same numbers on other inputs too."""
+    function = next(node for node in ast.parse(inspect.getsource(solutions)).body
+                    if isinstance(node, ast.FunctionDef) and node.name == name)
+    rng = np.random.default_rng(17)
+    tried = 0
+    for changed in _one_changes(function):
+        try:
+            fn = _compiled(changed)
+        except SyntaxError:
+            continue
+        tried += 1
+        if grade(name, fn).status == CORRECT:
+            assert _same_function(name, fn, rng), ast.unparse(changed)
+    assert tried >= 5

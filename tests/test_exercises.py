@@ -180,6 +180,8 @@ LEARNER_MISTAKES = {
         -(x - m) ** 2 / (2 * s**2) - math.log(s) - 0.5 * math.log(2 * math.pi), axis=-1),
     ("gaussian_log_likelihood", "sigma_as_variance"): lambda x, m, s: np.sum(
         -0.5 * np.log(2 * np.pi * s) - (x - m) ** 2 / (2 * s), axis=-1),
+    ("gaussian_log_likelihood", "batch_size_for_D"): lambda x, m, s: (
+        -np.sum((x - m) ** 2, axis=1) / (2 * s**2) - len(x) * math.log(s) - len(x) / 2 * math.log(2 * math.pi)),
     ("gaussian_log_likelihood", "log_variance_not_halved"): lambda x, m, s: _gauss(x, m, s, log_sigma=2),
     ("best_sigma", "variance"): lambda x, m: np.mean((x - m) ** 2, axis=1),
     ("best_sigma", "root_of_sum"): lambda x, m: np.sqrt(np.sum((x - m) ** 2, axis=1)),
@@ -187,6 +189,7 @@ LEARNER_MISTAKES = {
     ("best_sigma", "np_std"): lambda x, m: (x - m).std(axis=1),
     ("best_sigma", "one_sigma_for_the_batch"): lambda x, m: np.sqrt(np.mean((x - m) ** 2)),
     ("best_sigma", "mean_absolute_residual"): lambda x, m: np.abs(x - m).mean(axis=1),
+    ("best_sigma", "divided_by_the_batch_size"): lambda x, m: np.sqrt(np.sum((x - m) ** 2, axis=1) / len(x)),
     ("best_sigma", "divided_by_d_minus_1"): lambda x, m: np.sqrt(((x - m) ** 2).sum(axis=1) / (x.shape[1] - 1)),
     # 04
     ("reparam_sample", "exp_log_var_as_std"): lambda mu, lv, eps: mu + np.exp(lv) * eps,
@@ -272,6 +275,7 @@ LEARNER_MISTAKES = {
     ("iwae_estimate", "largest_log_weight"): lambda lw: lw.max(axis=1),
     ("iwae_estimate", "divided_by_k_outside_the_log"): lambda lw: logsumexp(lw, axis=1) / lw.shape[1],
     ("iwae_estimate", "over_images"): lambda lw: logsumexp(lw, axis=0) - np.log(lw.shape[0]),
+    ("iwae_estimate", "log_of_the_batch_size"): lambda lw: logsumexp(lw, axis=1) - math.log(len(lw)),
     ("iwae_estimate", "global_max_shift"): lambda lw: lw.max() + np.log(np.exp(lw - lw.max()).sum(axis=1)
                                                                         / lw.shape[1]),
     ("iwae_estimate", "shift_below_the_row_max"): lambda lw: lw.mean(axis=1) + np.log(

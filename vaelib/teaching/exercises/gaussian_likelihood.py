@@ -82,6 +82,11 @@ GAUSSIAN_LOG_LIKELIHOOD = Exercise(
                 lambda x, mean, sigma: _log_lik(x, mean, sigma) / x.shape[-1]),
         Mistake("sigma_as_variance", "your log-density treats sigma as the variance, not the standard deviation.",
                 lambda x, mean, sigma: -gaussian_nll(mean, x, 0.5 * np.log(sigma))),
+        Mistake("batch_size_for_D",
+                "your normaliser counts the images where it counts the pixels: len(x) is the batch size, "
+                "and D is the length of a row.",
+                lambda x, mean, sigma: _log_lik(x, mean, sigma)
+                + (x.shape[-1] - len(x)) * (np.log(sigma) + 0.5 * LOG_2PI)),
         Mistake("log_variance_not_halved",
                 "your normaliser has -D log(sigma^2): the log of the variance is missing its factor 1/2.",
                 lambda x, mean, sigma: _log_lik(x, mean, sigma) - x.shape[-1] * np.log(sigma)),
@@ -167,6 +172,10 @@ BEST_SIGMA = Exercise(
                 lambda x, mean: np.sqrt(np.mean(_mean_square(x, mean)))),
         Mistake("mean_absolute_residual", "you returned the mean absolute residual.",
                 lambda x, mean: np.mean(np.abs(x - mean), axis=-1)),
+        Mistake("divided_by_the_batch_size",
+                "you divided the summed squared residuals by the number of images: len(x) is the batch size, "
+                "and D is the length of a row.",
+                lambda x, mean: np.sqrt(np.sum((x - mean) ** 2, axis=-1) / len(x))),
         Mistake("divided_by_d_minus_1",
                 "you divided the squared residuals by D - 1, the correction of an unbiased variance about an "
                 "estimated mean: here the mean is given, not estimated from the residuals.",

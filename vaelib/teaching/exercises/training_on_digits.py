@@ -73,6 +73,10 @@ IWAE_ESTIMATE = Exercise(
                 lambda log_w: logsumexp(log_w, axis=1) / log_w.shape[1]),
         Mistake("over_images", "you combined the weights over the images (axis 0), not over the samples (axis 1).",
                 lambda log_w: _iwae(log_w.T)),
+        Mistake("log_of_the_batch_size",
+                "you subtracted the log of the number of images, not of the number of samples K: len(log_w) "
+                "counts the rows.",
+                lambda log_w: logsumexp(log_w, axis=1) - np.log(log_w.shape[0])),
         Mistake("global_max_shift",
                 "you shifted every row by the largest log-weight of the whole batch: the weights of a row "
                 "hundreds of nats below it underflow to 0, and log 0 = -inf. Each row needs a shift of its own.",
