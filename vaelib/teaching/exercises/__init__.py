@@ -3,8 +3,10 @@
 Each notebook ends with exercises. For some of them the learner writes a function, and a check cell
 right after it grades that function on several cases (edge cases and float32 among them) and prints
 which case failed, what was expected and what came out, and which classic mistake the result matches,
-if any. A function that still raises ``NotImplementedError`` is reported as "not attempted yet"; the
-check cells never raise, so a notebook runs top to bottom with its exercises untouched.
+if any. A function that raises ``NotImplementedError`` on every case is reported as "not attempted yet",
+one that raises it on some cases only is graded on the others, and one that writes into its inputs
+fails, naming them. The check cells never raise, whatever the function returns or raises (except
+``KeyboardInterrupt``), so a notebook runs top to bottom with its exercises untouched.
 
 In a notebook::
 
@@ -25,7 +27,9 @@ The exercises, by notebook (one module each):
 - 07 :mod:`.training_on_digits`   ``iwae_estimate``
 - 08 :mod:`.trade_off`            ``sigma_for_beta``
 
-:mod:`.grading` holds the machinery (cases, tolerances, the catalogue of mistakes, the report).
+:mod:`.grading` holds the machinery (cases, the catalogue of mistakes, the grade and its report);
+:mod:`.running` calls a learner's function on one case, whatever it does; :mod:`.comparison` holds the
+tolerances and says how two arrays differ.
 """
 
 from .backprop import (BERNOULLI_NLL_AND_GRADIENT, LINEAR_BACKWARD_PASS, REPARAM_BACKWARD_PASS,

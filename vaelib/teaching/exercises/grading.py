@@ -125,6 +125,7 @@ class Result:
     diagnostics: list = field(default_factory=list)
     remarks: list = field(default_factory=list)
     wrong_outputs: list = field(default_factory=list)  # output names
+    wrong_numbers: bool = False  # some failing case returned numbers (not only errors or in-place writes)
     modified: list = field(default_factory=list)  # input names the function wrote into
     unwritten: list = field(default_factory=list)  # case indices that reach a NotImplementedError
 
@@ -165,7 +166,7 @@ class Result:
         for mistake, outputs in self.mistakes:
             where = f" ({', '.join(outputs)})" if len(self.exercise.outputs) > 1 else ""
             prose.append(f"known mistake{where}: {mistake.description}")
-        if self.wrong_outputs and not self.mistakes:
+        if self.wrong_numbers and not self.mistakes:
             prose.append("it matches none of the mistakes in the catalogue.")
         return prose + self.diagnostics
 
@@ -271,7 +272,8 @@ class Exercise:
         BLAS runs on one thread: the cases' matrices are small, and on a busy machine several
         threads make a check many times slower.
         """
-        with np.errstate(all="ignore"), warnings.catch_warnings(), _blas_controller().limit(limits=1, user_api="blas"):
+        one_thread = _blas_controller().limit(limits=1, user_api="blas")
+        with np.errstate(all="ignore"), warnings.catch_warnings(), one_thread:
             warnings.simplefilter("ignore")
             runs = [run(fn, case, self.outputs) for case in self.cases]
             if all(r.placeholder for r in runs):
@@ -294,16 +296,12 @@ class Exercise:
             return Result(self, CORRECT, remarks=self._dtype_remarks(runs))
         wrong_outputs = sorted({k for i in failing if not runs[i].placeholder for k in failures[i][1]})
         mistakes = self._matching_mistakes(runs, wrong_outputs)
-        matched = {name for _, outs in mistakes for name in outs}
-        diagnostics = self._sanity_messages(runs)
-        for k in wrong_outputs:
-            if self.outputs[k] not in matched:
-                diagnostics += self._generic_diagnostics(runs, k, failing)
         handled = [i for i in failing if not runs[i].placeholder]
         shown = handled[0] if handled else failing[0]
         return Result(self, WRONG, failing_cases=failing, shown_case=shown, first_failure=failures[shown][0],
-                      mistakes=mistakes, diagnostics=diagnostics,
+                      mistakes=mistakes, diagnostics=self._diagnostics(runs, wrong_outputs, mistakes, failing),
                       wrong_outputs=[self.outputs[k] for k in wrong_outputs],
+                      wrong_numbers=any(runs[i].error is None and failures[i][1] for i in failing),
                       modified=[n for n in self.cases[0].inputs if any(n in r.modified for r in runs)],
                       unwritten=[i for i, r in enumerate(runs) if r.placeholder])
 
@@ -350,6 +348,15 @@ class Exercise:
         return compared > 0
 
     # ------------------------------------------------------------ what else the report can say
+    def _diagnostics(self, runs, wrong_outputs, mistakes, failing):
+        """Impossible values, then a pattern for each wrong output that no catalogued mistake explains."""
+        matched = {name for _, outs in mistakes for name in outs}
+        diagnostics = self._sanity_messages(runs)
+        for k in wrong_outputs:
+            if self.outputs[k] not in matched:
+                diagnostics += self._generic_diagnostics(runs, k, failing)
+        return diagnostics
+
     def _sanity_messages(self, runs):
         if self.sanity is None:
             return []

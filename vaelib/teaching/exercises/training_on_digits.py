@@ -107,7 +107,7 @@ IWAE_ESTIMATE = Exercise(
     raise NotImplementedError("write the body of iwae_estimate")
 ''',
     nonfinite_hints={"log_px": (
-        "exp underflows to 0 below about -745 (float32: -104) and overflows to inf above about 709 (float32: 89), "
-        "and log 0 = -inf. A shift that keeps one row in range may push another row out of it.")},
+        "Below about -745 (in float32 -104) exp underflows to 0, and log 0 = -inf; above about 709 (in float32 89) "
+        "it overflows to inf. A shift that keeps one row in range may push another row out of it.")},
 )
 check_iwae_estimate = IWAE_ESTIMATE.check
