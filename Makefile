@@ -32,8 +32,10 @@ $(VENV)/.dev-installed: pyproject.toml | $(BIN)/python
 
 install: $(VENV)/.dev-installed
 
+# notebook_shim (a JupyterLab dependency, for extensions of the classic notebook server, which this project
+# has none of) reads every setting of the server, the deprecated token too: off, so no DeprecationWarning.
 lab: $(VENV)/.lab-installed
-	$(BIN)/jupyter lab $(LAB_FLAGS) notebooks/
+	$(BIN)/jupyter lab $(LAB_FLAGS) "--ServerApp.jpserver_extensions={'notebook_shim': False}" notebooks/
 
 test: $(VENV)/.dev-installed
 	$(BIN)/python -m pytest
@@ -45,11 +47,11 @@ test-browser: $(VENV)/.dev-installed
 site: $(VENV)/.site-installed
 	$(BIN)/python tools/build_site.py --out build/site
 
-# The trade-off explorer (the sliders of notebooks 08 and 09) with Voila, on http://127.0.0.1:$(APP_PORT)
+# The trade-off explorer (the sliders of notebooks 08 and 09) with Voila, on http://127.0.0.1:$(APP_PORT);
+# its server's settings are in app/serve.py
 APP_PORT ?= 8866
 app: $(VENV)/.site-installed
-	$(BIN)/voila app/explorer.ipynb --Voila.ip=127.0.0.1 --port=$(APP_PORT) --preheat_kernel=True \
-		--show_tracebacks=True --theme=light
+	$(BIN)/python app/serve.py --port=$(APP_PORT)
 
 bench: $(VENV)/.dev-installed
 	$(BIN)/python benchmarks/bench_epoch.py

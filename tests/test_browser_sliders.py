@@ -401,18 +401,13 @@ def _site_tools_available():
     return importlib.util.find_spec("myst_nb") is not None
 
 
-#: As `make app` starts it: the page's views are built in a kernel started with the server (--preheat_kernel).
-APP_FLAGS = ["--Voila.ip=127.0.0.1", "--preheat_kernel=True", "--show_tracebacks=True", "--theme=light"]
-
-
 def _start_app(base):
     """Voila on a copy of ``app/``, as ``make app`` runs it, on a free port."""
     root = base / "app"
     shutil.copytree(APP_DIR, root, ignore=shutil.ignore_patterns("__pycache__", ".ipynb_checkpoints"))
     port = _free_port()
-    cmd = [sys.executable, "-m", "voila", str(root / "explorer.ipynb"), "--no-browser", *APP_FLAGS,
-           f"--Voila.port={port}", "--Voila.port_retries=0",
-           "--VoilaKernelManager.fill_delay=3600"]  # no second kernel heated while the test runs
+    cmd = [sys.executable, "-B", str(root / "serve.py"), "--no-browser",  # as `make app` starts it
+           f"--Voila.port={port}", "--Voila.port_retries=0"]
     return _serve(cmd, root, _isolated_env(base), port, None, base / "voila.log", None)
 
 

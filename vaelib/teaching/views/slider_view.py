@@ -45,6 +45,8 @@ FRAME_COLOURS = 64
 FRAME_DPI = 72
 #: ``metadata["vaelib"]["role"]`` of the two outputs :meth:`SliderView.show` makes.
 CONTROLS_ROLE, FIGURE_ROLE = "slider-view-controls", "slider-view-figure"
+#: CSS classes of the readout's and the figure's widgets, and of the figure's words (:meth:`SliderView.widget`).
+READOUT_CLASS, FIGURE_CLASS, FIGURE_ALT_CLASS = "vaelib-readout", "vaelib-figure", "vaelib-figure-alt"
 #: The readout's text block: fixed-width, so that its columns line up in JupyterLab and in Voila.
 _READOUT_STYLE = "font-family: monospace; line-height: 1.3; margin: 0.2em 0; white-space: pre"
 #: Environment variable: "1" always precomputes frames in :meth:`SliderView.show`, "0" never.
@@ -138,6 +140,13 @@ class SliderView:
         limits, no layout). Then the rest of the figure is drawn once and kept,
         and a slider move redraws only these artists ("blitting"): for a figure
         full of text, several times faster than drawing it all again.
+    alt : str or callable, optional
+        What the figure shows, in words, for a reader who cannot see it: its
+        axes and what to look for (``alt(**values) -> str`` if it depends on
+        the setting). :meth:`alt_text` adds the sliders' setting. It is the
+        figure's alt text wherever the view is shown: the image's accessible
+        name in a widget, and ``metadata["vaelib"]["alt"]`` of the figure's
+        output in a notebook, which a page built from it can use.
 
     Attributes
     ----------
@@ -147,16 +156,20 @@ class SliderView:
         Wall time of the latest ``update`` call (artists only, not rendering).
     last_render_seconds : float
         Wall time of the latest PNG rendering (only while shown in a notebook).
+    alt : str or callable or None
+        As the parameter; may be set later.
     """
 
-    def __init__(self, fig, sliders, update, moving=None):
+    def __init__(self, fig, sliders, update, moving=None, alt=None):
         self.fig, self.sliders, self._update = fig, dict(sliders), update
         self.moving = list(moving or [])
+        self.alt = alt
         self._background = self._background_key = None
         self.readout = ""
         self.last_update_seconds = self.last_render_seconds = float("nan")
-        self._handle = self._image = None
+        self._handle = self._image = self._alt_label = None
         self._label = widgets.HTML()
+        self._label.add_class(READOUT_CLASS)  # a page may make this element a live region (aria-live)
         for slider in self.sliders.values():
             slider.observe(self._on_change, names="value")
         self.refresh()
@@ -176,10 +189,43 @@ class SliderView:
         if self._handle is not None or self._image is not None:
             image = self.png()
             if self._handle is not None:
-                self._handle.update(image, metadata=_role(FIGURE_ROLE))
+                self._handle.update(image, metadata=self._figure_metadata())
             if self._image is not None:
                 self._image.value = image.data
+            if self._alt_label is not None:
+                self._alt_label.value = _alt_html(self.alt_text())
         return self.readout
+
+    def setting_text(self, values=None):
+        """The sliders' setting as a reader would say it, e.g. ``"β = 1"`` or ``"σ = 0.5, n = 10"``.
+
+        Each slider is named by its label (``description``) and its value by the
+        label it shows (a ``SelectionSlider`` 's option label, else ``{:g}``).
+        """
+        values = self.values if values is None else values
+        parts = []
+        for name, slider in self.sliders.items():
+            value = values[name]
+            shown = next((label for label, v in _choices(slider) or [] if v == value), None)
+            if shown is None:
+                shown = f"{value:g}" if isinstance(value, (int, float)) else str(value)
+            parts.append(f"{slider.description or name} = {shown}")
+        return ", ".join(parts)
+
+    def alt_text(self, values=None):
+        """The figure in words at ``values`` (default: the sliders' values): :attr:`alt` and the setting.
+
+        None when the view has no :attr:`alt`.
+        """
+        if self.alt is None:
+            return None
+        values = self.values if values is None else values
+        words = self.alt(**values) if callable(self.alt) else self.alt
+        return f"{words.rstrip()} Setting shown: {self.setting_text(values)}."
+
+    def _figure_metadata(self):
+        alt = self.alt_text()
+        return _role(FIGURE_ROLE) if alt is None else _role(FIGURE_ROLE, alt=alt)
 
     def png(self):
         """The figure as it stands, rendered once to an ``IPython.display.Image``."""
@@ -364,18 +410,39 @@ class SliderView:
         if static is None:
             static = static_frames_default()
         frames = self.frames() if static and self.precomputable else []
-        children = [*self.sliders.values(), self._label]
-        if image_widget:
-            self._image = widgets.Image(value=self.png().data, format="png")
-            children.append(self._image)
-        controls = widgets.VBox(children)
-        controls.add_class("vaelib-slider-view")
+        controls = self.widget(image_widget=image_widget)
         bundle = controls._repr_mimebundle_()
         bundle["text/html"] = self.static_html(frames)
         meta = _role(CONTROLS_ROLE, settings=self.n_settings, frames=len(frames))
         display(bundle, raw=True, metadata=meta)
         if not image_widget:
-            self._handle = display(self.png(), display_id=True, metadata=_role(FIGURE_ROLE))
+            self._handle = display(self.png(), display_id=True, metadata=self._figure_metadata())
+
+    def widget(self, image_widget=False):
+        """The live widget: the sliders, the readout and, if ``image_widget``, the figure.
+
+        :meth:`show` displays it; a page may place it itself. The box has the class
+        ``vaelib-slider-view``, the readout :data:`READOUT_CLASS`. With ``image_widget`` the
+        figure is an ``ipywidgets.Image`` (class :data:`FIGURE_CLASS`) after the words of
+        :meth:`alt_text` (class :data:`FIGURE_ALT_CLASS`, visually hidden, read by a screen
+        reader; a page's script can make them the image's alt text: an image widget has no alt
+        attribute, and its ``tooltip`` breaks its view in ipywidgets 8.1).
+        """
+        children = [*self.sliders.values(), self._label]
+        if image_widget:
+            self._alt_label = widgets.HTML(_alt_html(self.alt_text()),
+                                           layout=widgets.Layout(height="0px", margin="0", overflow="hidden"))
+            self._alt_label.add_class(FIGURE_ALT_CLASS)
+            self._image = widgets.Image(value=self.png().data, format="png")
+            self._image.add_class(FIGURE_CLASS)
+            children += [self._alt_label, self._image]
+        controls = widgets.VBox(children)
+        controls.add_class("vaelib-slider-view")
+        return controls
+
+
+def _alt_html(words):
+    return f'<p style="margin: 0">{html.escape(words)}</p>' if words else ""
 
 
 def _choices(slider):
