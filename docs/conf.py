@@ -37,20 +37,32 @@ nb_ipywidgets_js = {}
 nb_merge_streams = True
 
 # MathJax 3 from _static: the loader, TeX input (its extensions load on demand from
-# input/tex/extensions) and CommonHTML output with its web fonts. The combined
-# components (tex-chtml.js, ...) also bundle the accessibility menu, whose speech-rule
-# engine names CDN addresses as fallbacks: they are not copied, and the menu is off.
+# input/tex/extensions), CommonHTML output with its web fonts, and assistive MathML (a
+# hidden MathML copy of each formula, which screen readers read; CommonHTML alone is
+# glyphs drawn by CSS). The combined components (tex-chtml.js, ...) also bundle the
+# accessibility menu, whose speech-rule engine names CDN addresses as fallbacks: the
+# menu (ui/menu) is not copied nor loaded, so no option of it is set either (MathJax
+# warns 'Invalid option "enableMenu"' on every page when it is set without the menu).
 mathjax_path = "mathjax/startup.js"
-mathjax3_config = {
-    "loader": {"load": ["input/tex", "output/chtml"]},
-    "options": {"enableMenu": False},
-}
-MATHJAX_PARTS = ("startup.js", "core.js", "input/tex.js", "input/tex/extensions", "output/chtml.js", "output/chtml/fonts")
+mathjax3_config = {"loader": {"load": ["input/tex", "output/chtml", "a11y/assistive-mml"]}}
+MATHJAX_PARTS = ("startup.js", "core.js", "input/tex.js", "input/tex/extensions", "output/chtml.js", "output/chtml/fonts",
+                 "a11y/assistive-mml.js")
 
 html_theme = "sphinx_book_theme"
 html_title = "Understanding the VAE, with every step checked"
 html_static_path = ["_static"]
 html_css_files = ["site.css"]
+# Any figure opens at full size on a click, a tap or Enter; what scrolls sideways is in the tab order
+# (docs/_static/site.js, no library).
+html_js_files = [("site.js", {"defer": "defer"})]
+# The site's own icon: without one, browsers ask for /favicon.ico and log its 404 on every page.
+html_favicon = "_static/favicon.svg"
+# Overrides of theme templates, each saying why (docs/_templates).
+templates_path = ["_templates"]
+# The theme's colour mode on a first visit. pydata-sphinx-theme reads it from the page context; left
+# unset, a first visit starts from an empty mode and the theme logs "Got invalid theme mode" before
+# falling back to "auto". Light: the figures are drawn on white; the reader's choice is kept.
+html_context = {"default_mode": "light"}
 html_copy_source = False
 html_show_sourcelink = False
 html_last_updated_fmt = None

@@ -1,33 +1,29 @@
 """The static site (``make site``, ``tools/build_site.py``), built into a temporary folder.
 
-Built from the notebooks as committed (their stored outputs; nothing re-executed),
-plus one fixture notebook with a precomputed slider view, executed here
-(``tests/browser/precomputed_sliders.ipynb``), so that the player is checked
-whatever the notebooks hold. Checks: a page per notebook; the front page (the
-README's notebook list) and the contents; no CDN address in any built file;
-MathJax served from the site; every precomputed slider view's page carries all
-its frames; a view that cannot be precomputed says that it needs a kernel.
+Built once per session (``tests/site_fixture.py``) from the notebooks as committed (their
+stored outputs; nothing re-executed), plus two fixture pages: a precomputed slider view,
+executed here (``tests/browser/precomputed_sliders.ipynb``), so that the player is checked
+whatever the notebooks hold; and figures whose outputs carry alt text. Checks: a page per
+notebook; the front page (the README's notebook list) and the contents, with the page for
+instructors; no CDN address in any built file; MathJax served from the site; every
+precomputed slider view's page carries all its frames; a view that cannot be precomputed
+says that it needs a kernel; each figure's alt text comes from its output's metadata.
+The same site is audited in Chromium by ``tests/test_site_audit.py``.
 """
 
 import base64
 import importlib.util
 import json
 import re
-import shutil
-import sys
 from html.parser import HTMLParser
 from math import prod
-from pathlib import Path
 
 import nbformat
 import pytest
 
+from site_fixture import ALT_FIXTURE_PAGE, ALT_TEXTS, FIXTURE_PAGE, FIXTURE_PAGES, NOTEBOOKS, ROOT, built_site
 from vaelib.teaching.views.slider_view import MAX_STATIC_FRAMES
 
-ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
-FIXTURE = ROOT / "tests" / "browser" / "precomputed_sliders.ipynb"
-FIXTURE_PAGE = "zz-precomputed-sliders"  # last in the contents
 # Hosts and words that mean a file is fetched from a CDN (checked here, independently of the builder's list).
 CDN_WORDS = ("cdn.", "jsdelivr", "unpkg", "cdnjs", "googleapis", "gstatic", "bootstrapcdn", "use.fontawesome",
              "mathjax.org", "polyfill.io", "code.jquery")
@@ -39,42 +35,9 @@ pytestmark = [
 ]
 
 
-def _load_builder():
-    spec = importlib.util.spec_from_file_location("build_site", ROOT / "tools" / "build_site.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-build_site = _load_builder()
-
-
-def _executed_fixture(target):
-    """Execute the fixture notebook into ``target`` with nbclient, precomputed frames on."""
-    from nbclient import NotebookClient
-
-    nb = nbformat.read(FIXTURE, as_version=4)
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("VAELIB_STATIC_FRAMES", "1")
-        env.setenv("IPYTHONDIR", str(target.parent / "ipython"))  # the kernel's history stays out of the user's
-        env.delenv("MPLBACKEND", raising=False)
-        NotebookClient(nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(target.parent)}}
-                       ).execute()
-    nbformat.write(nb, target)
-
-
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
-    base = tmp_path_factory.mktemp("site")
-    notebooks = base / "notebooks"
-    notebooks.mkdir()
-    for path in NOTEBOOKS:
-        shutil.copy(path, notebooks / path.name)
-    _executed_fixture(notebooks / f"{FIXTURE_PAGE}.ipynb")
-    report = build_site.build_site(base / "html", notebooks=notebooks, readme=ROOT / "README.md",
-                                   stage=base / "stage", log=lambda text: None)
-    return report
+    return built_site(tmp_path_factory)
 
 
 class Tags(HTMLParser):
@@ -112,7 +75,7 @@ def notebook_views(path):
 
 def test_every_notebook_has_a_page(site):
     copied = sorted((site.out.parent / "notebooks").glob("*.ipynb"))
-    assert [p.stem for p in copied] == [p.stem for p in NOTEBOOKS] + [FIXTURE_PAGE]
+    assert [p.stem for p in copied] == [p.stem for p in NOTEBOOKS] + FIXTURE_PAGES
     for path in copied:
         html_text = page(site, path.stem)
         nb = nbformat.read(path, as_version=4)
@@ -131,7 +94,7 @@ def test_front_page_is_the_readme_notebook_list_and_the_contents(site):
         if (ROOT / "notebooks" / f"{name}.ipynb").exists():
             assert f'href="{name}.html"' in index, f"the front page does not link {name}"
     # the contents: every page, in order, on the front page and in every page's navigation
-    wanted = [p.stem for p in NOTEBOOKS] + [FIXTURE_PAGE]
+    wanted = [p.stem for p in NOTEBOOKS] + FIXTURE_PAGES
     toctree = re.search(r'<div class="toctree-wrapper compound">(.*?)</div>', index, re.S).group(1)
     assert re.findall(r'href="([^"#]+)\.html"', toctree) == wanted
     for name in wanted:
@@ -166,7 +129,7 @@ def test_mathjax_is_served_from_the_site(site):
         assert (mathjax / part).is_file(), part
     assert len(list((mathjax / "output" / "chtml" / "fonts" / "woff-v2").glob("*.woff"))) >= 20
     assert list((mathjax / "input" / "tex" / "extensions").glob("*.js"))  # loaded on demand
-    for name in [p.stem for p in NOTEBOOKS] + [FIXTURE_PAGE]:
+    for name in [p.stem for p in NOTEBOOKS] + FIXTURE_PAGES:
         html_text = page(site, name)
         if 'class="math' in html_text:
             assert 'src="_static/mathjax/startup.js' in html_text, f"{name}.html has maths but no MathJax"
@@ -210,3 +173,72 @@ def test_no_widget_javascript_or_state_on_any_page(site):
         for word in ("application/vnd.jupyter.widget-view+json", "application/vnd.jupyter.widget-state+json",
                      "embed-amd", "require.min.js"):
             assert word not in html_text, f"{path.name}: {word}"
+
+
+def images(html_text):
+    """``[(src, alt, attributes)]`` of every ``img`` of a page, in order."""
+    return [(a.get("src", ""), a.get("alt"), a) for t, a in Tags(html_text).tags if t == "img"]
+
+
+def test_each_figure_takes_the_alt_text_its_output_carries(site):
+    found = images(page(site, ALT_FIXTURE_PAGE))
+    files = [(src, alt) for src, alt, _ in found if src.startswith("_images/")]
+    # two images of one cell, each with its own words: metadata["image/png"]["alt"], then metadata["alt"]
+    assert [alt for _, alt in files] == [ALT_TEXTS["line"], ALT_TEXTS["bars"]]
+    player = [a for src, _, a in found if "vaelib-static-figure" in a.get("class", "")]
+    assert len(player) == 1 and player[0]["alt"] == player[0]["data-vaelib-alt"] == ALT_TEXTS["player"]
+    assert site.page(ALT_FIXTURE_PAGE).alt_texts and len(site.page(ALT_FIXTURE_PAGE).alt_texts) == 2
+
+
+def test_an_image_without_words_keeps_what_it_had(site):
+    """No description in the output: the builder leaves the image as Sphinx wrote it (the audit reports it)."""
+    for report in site.pages:
+        for src, alt, _ in images(page(site, report.name)):
+            if alt not in report.alt_texts.values() and src.startswith("_images/"):
+                assert alt == src  # docutils' default: the image's address
+
+
+def test_a_players_readout_is_announced_when_it_changes(site):
+    for report in site.pages:
+        html_text = page(site, report.name)
+        readouts = re.findall(r'<pre class="vaelib-static-readout"[^>]*>', html_text)
+        in_players = len(players(html_text))
+        assert sum('aria-live="polite"' in r for r in readouts) == in_players, report.name
+
+
+def test_the_front_page_is_for_learners(site):
+    """Grading tools and the two source documents are on the instructors' page, not the front page."""
+    index, instructors = page(site, "index"), page(site, "instructors")
+    for words in ("otter-grader", "nbgrader", "jupyterquiz", "two source documents"):
+        assert words not in index, words
+        assert words in instructors, words
+    assert '<span class="caption-text">For instructors</span>' in index  # a part of the contents of its own
+    assert 'href="instructors.html"' in index
+
+
+def test_every_page_loads_the_sites_script_and_icon(site):
+    for path in site.out.glob("*.html"):
+        tags = Tags(path.read_text()).tags
+        assert any(t == "script" and a.get("src", "").startswith("_static/site.js") for t, a in tags), path.name
+        assert any(t == "link" and a.get("rel") == "icon" and (path.parent / a["href"]).is_file()
+                   for t, a in tags), path.name
+        # the theme starts in light mode on a first visit (no "Got invalid theme mode")
+        assert re.search(r'<html[^>]*data-theme="light"', path.read_text()), path.name
+
+
+def test_the_search_buttons_name_is_its_visible_text(site):
+    """WCAG 2.5.3: no aria-label ("Search") that differs from what the button shows ("Search Ctrl+K")."""
+    for path in site.out.glob("*.html"):
+        buttons = [a for t, a in Tags(path.read_text()).tags if t == "button" and "search-button-field" in
+                   a.get("class", "")]
+        assert buttons and all("aria-label" not in a for a in buttons), path.name
+
+
+def test_mathjax_options_are_those_of_the_components_loaded(site):
+    """The menu is not loaded, so its option is not set (MathJax warns 'Invalid option "enableMenu"');
+    assistive MathML is loaded and served."""
+    text = page(site, "01-elbo-sign")
+    config = json.loads(re.search(r"window\.MathJax = (\{.*?\})</script>", text).group(1))
+    assert "enableMenu" not in json.dumps(config)
+    assert config["loader"]["load"] == ["input/tex", "output/chtml", "a11y/assistive-mml"]
+    assert (site.out / "_static" / "mathjax" / "a11y" / "assistive-mml.js").is_file()

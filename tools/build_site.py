@@ -13,6 +13,22 @@ contents. The notebooks are staged first, each output kept as it is except:
 - any other widget keeps its plain-text form, and the saved widget state goes, so
   that no page loads the ipywidgets JavaScript (from a CDN).
 
+Alt text travels with the notebook: an image output's description is its
+``metadata["image/png"]["alt"]`` (what ``IPython.display.Image(..., alt=...)`` and
+``display(fig, metadata={"image/png": {"alt": ...}})`` write, and what nbconvert
+reads), or ``metadata["alt"]``, or ``metadata["vaelib"]["alt"]`` (a slider view's
+figure). MyST-NB uses only an output's width and height (an alt text only from cell
+metadata, one for all of a cell's images), so the builder puts each description on
+its own image after Sphinx has written the pages (:func:`apply_alt_texts`; images are
+matched by content). A precomputed player takes the description of the live figure
+it replaces (at the starting setting): it goes on the player's image (``alt`` and
+``data-vaelib-alt``), and ``docs/_static/site.js`` puts the sliders' names and values
+of each setting in it as they move. The player's readout is announced when it
+changes (``aria-live="polite"``).
+
+Besides the notebooks the site has the pages listed in :data:`EXTRA_PAGES`
+(``docs/instructors.md``), after the notebooks in the contents.
+
 Then ``sphinx-build`` (MyST-NB, configuration in ``docs/conf.py``) writes the
 site, and every file written is searched for CDN addresses: the site must work
 without a network. Exit status 1 if one is found; 2 if a view that can be
@@ -21,12 +37,16 @@ precomputed was saved without its frames (re-execute that notebook with
 """
 
 import argparse
+import base64
+import hashlib
+import html
 import re
 import shutil
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from html.parser import HTMLParser
 from pathlib import Path
 
 import nbformat
@@ -42,6 +62,9 @@ CDN_PATTERNS = ("cdn.", "jsdelivr", "unpkg", "cdnjs", "googleapis", "gstatic", "
 TEXT_SUFFIXES = {".html", ".js", ".css", ".json", ".txt", ".xml", ".svg", ".map", ".inv", ".ipynb", ".md", ""}
 #: The note for a view's sliders saved without their HTML (``SliderView.show`` always writes it).
 KERNEL_NOTE = kernel_note("this copy of the notebook was saved without its precomputed settings")
+#: Pages of the site that are not notebooks, after the notebooks in the contents: (source, caption).
+EXTRA_PAGES = [(DOCS / "instructors.md", "For instructors")]
+IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif")
 
 
 @dataclass
@@ -52,6 +75,7 @@ class PageReport:
     frames: list = field(default_factory=list)  # frames of each precomputed view, in order
     kernel_views: int = 0  # views that need a kernel (continuous or too many settings)
     unsaved_frames: int = 0  # views that could be precomputed but were saved without frames
+    alt_texts: dict = field(default_factory=dict)  # {sha256 of an image's bytes: its description}
 
 
 @dataclass
@@ -74,9 +98,37 @@ def _role(output):
     return (output.get("metadata") or {}).get("vaelib", {}).get("role")
 
 
+def output_alt(output, mime_type):
+    """An output's description of its image, or None: ``metadata[mime_type]["alt"]``, else ``metadata["alt"]``,
+    else ``metadata["vaelib"]["alt"]`` (a slider view's figure, :class:`~vaelib.teaching.views.slider_view.SliderView`)."""
+    meta = output.get("metadata") or {}
+    alt = (meta.get(mime_type) or {}).get("alt") or meta.get("alt") or (meta.get("vaelib") or {}).get("alt")
+    return " ".join(str(alt).split()) if alt else None
+
+
+def image_digest(data):
+    """SHA-256 of an image output's bytes (base64 text in the notebook), as hex."""
+    text = "".join(data) if isinstance(data, list) else data
+    return hashlib.sha256(base64.b64decode(text)).hexdigest()
+
+
+def player_html(text, alt=None):
+    """A precomputed slider view's player as the site shows it: its readout announced when it changes
+    (``aria-live="polite"``) and, given ``alt`` (its figure's description at the starting setting), its
+    image described (``alt`` and ``data-vaelib-alt``, from which ``docs/_static/site.js`` writes the
+    description of each setting the sliders reach)."""
+    text = re.sub(r'<pre class="vaelib-static-readout"(?![^>]*aria-live)', '<pre class="vaelib-static-readout" '
+                  'aria-live="polite"', text, count=1)
+    if alt:
+        quoted = html.escape(alt, quote=True)
+        text = re.sub(r'(<img class="vaelib-static-figure") alt="[^"]*"',
+                      lambda m: f'{m.group(1)} alt="{quoted}" data-vaelib-alt="{quoted}"', text, count=1)
+    return text
+
+
 def static_outputs(outputs, report):
     """The outputs of one code cell as the site shows them (see the module docstring)."""
-    kept, drop_next_figure = [], False
+    kept, player = [], None  # player: the index in ``kept`` of a precomputed player whose figure comes next
     for output in outputs:
         role = _role(output)
         data = output.get("data") or {}
@@ -88,12 +140,18 @@ def static_outputs(outputs, report):
             else:
                 report.kernel_views += 1
                 report.unsaved_frames += settings is not None and settings <= MAX_STATIC_FRAMES
-            output = nbformat.from_dict({**output, "data": {"text/html": data.get("text/html", KERNEL_NOTE)}})
-            drop_next_figure = frames > 0
-        elif role == FIGURE_ROLE:
-            if drop_next_figure:
-                drop_next_figure = False
-                continue
+            text = data.get("text/html", KERNEL_NOTE)
+            text = "".join(text) if isinstance(text, list) else text
+            if frames:
+                text = player_html(text)
+            output = nbformat.from_dict({**output, "data": {"text/html": text}})
+            player = len(kept) if frames else None
+        elif role == FIGURE_ROLE and player is not None:
+            # the live figure, which the player replaces: its description becomes the player's
+            text = player_html(kept[player]["data"]["text/html"], output_alt(output, "image/png"))
+            kept[player] = nbformat.from_dict({**kept[player], "data": {"text/html": text}})
+            player = None
+            continue
         elif WIDGET_VIEW in data:
             text = data.get("text/plain", "")
             text = "".join(text) if isinstance(text, list) else text
@@ -101,6 +159,10 @@ def static_outputs(outputs, report):
                 output = nbformat.from_dict({**output, "data": {"text/plain": text}})
             else:
                 continue
+        for mime_type in IMAGE_TYPES:
+            alt = output_alt(output, mime_type) if mime_type in (output.get("data") or {}) else None
+            if alt:
+                report.alt_texts[image_digest(output["data"][mime_type])] = alt
         kept.append(output)
     return kept
 
@@ -116,10 +178,11 @@ def static_notebook(path):
     return nb, report
 
 
-def front_page(readme_text, names):
+def front_page(readme_text, names, extra=()):
     """MyST source of the front page: the README's title and its section "The notebooks", then the contents.
 
-    Notebook names in the table's first column become links to their pages.
+    Notebook names in the table's first column become links to their pages. ``extra``
+    is ``[(page name, caption)]``: pages after the notebooks, each under its caption.
     """
     title = next((line[2:].strip() for line in readme_text.splitlines() if line.startswith("# ")),
                  "The notebooks")
@@ -132,13 +195,69 @@ def front_page(readme_text, names):
 
     section = re.sub(r"^\| `([0-9]{2}-[A-Za-z0-9_-]+)` \|", link, section, flags=re.M)
     toctree = "\n".join(names)
+    others = "".join(f"\n```{{toctree}}\n:maxdepth: 1\n:caption: {caption}\n\n{name}\n```\n" for name, caption in extra)
     return (
         f"# {title}\n\n## The notebooks\n\n{section}\n\n"
         "Each page shows a notebook as it was last executed, outputs and all. A figure with sliders "
         "can be moved here among the settings computed in advance; a figure whose sliders are continuous "
-        "says so, and moves in a running notebook: `make lab`.\n\n"
-        f"```{{toctree}}\n:maxdepth: 1\n:caption: Notebooks\n\n{toctree}\n```\n"
+        "says so, and moves in a running notebook: `make lab`. A click, a tap or Enter on any figure "
+        "shows it at full size.\n\n"
+        f"```{{toctree}}\n:maxdepth: 1\n:caption: Notebooks\n\n{toctree}\n```\n{others}"
     )
+
+
+class _Images(HTMLParser):
+    """``(start, end, attributes)`` of every ``img`` tag of an HTML text (offsets into the text)."""
+
+    def __init__(self, text):
+        super().__init__(convert_charrefs=True)
+        self.found = []
+        self._lines = [0] + [m.end() for m in re.finditer("\n", text)]  # where each line starts, as getpos counts
+        self.feed(text)
+        self.close()
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "img":
+            line, column = self.getpos()
+            start = self._lines[line - 1] + column
+            self.found.append((start, start + len(self.get_starttag_text()), dict(attrs)))
+
+    handle_startendtag = handle_starttag
+
+
+def apply_alt_texts(page, alt_texts):
+    """Give each image of a built page the description its notebook output carries.
+
+    Parameters
+    ----------
+    page : Path
+        An HTML page of the site; its images are files of the site (MyST-NB writes them to ``_images/``).
+    alt_texts : dict
+        ``{sha256 of the image's bytes: description}``, from :attr:`PageReport.alt_texts`.
+
+    Returns
+    -------
+    int
+        The number of images described.
+    """
+    text = page.read_text()
+    edits = []
+    for start, end, attrs in _Images(text).found:
+        src = attrs.get("src") or ""
+        path = page.parent / src.split("?")[0]
+        if src.startswith("data:") or not path.is_file():
+            continue
+        alt = alt_texts.get(hashlib.sha256(path.read_bytes()).hexdigest())
+        if alt is None:
+            continue
+        tag = re.sub(r'\salt="[^"]*"', "", text[start:end])
+        tag = re.sub(r"^<img", f'<img alt="{html.escape(alt, quote=True)}"', tag)
+        edits.append((start, end, tag))
+    for start, end, tag in reversed(edits):
+        text = text[:start] + tag + text[end:]
+    if edits:
+        page.write_text(text)
+    return len(edits)
 
 
 def cdn_references(root):
@@ -152,11 +271,13 @@ def cdn_references(root):
     return found
 
 
-def build_site(out, notebooks=ROOT / "notebooks", readme=ROOT / "README.md", stage=None, log=print):
+def build_site(out, notebooks=ROOT / "notebooks", readme=ROOT / "README.md", stage=None, log=print,
+               extra_pages=EXTRA_PAGES):
     """Stage the notebooks and front page, run Sphinx, put the site in ``out``; return a :class:`SiteReport`.
 
     ``out`` is emptied first. The staging folder (``stage``, default ``out`` + "-src",
     removed afterwards) holds the staged sources, Sphinx's caches and MyST-NB's copies.
+    ``extra_pages`` is ``[(MyST file, caption)]``, as :data:`EXTRA_PAGES`.
     """
     start = time.perf_counter()
     out = Path(out)
@@ -176,7 +297,10 @@ def build_site(out, notebooks=ROOT / "notebooks", readme=ROOT / "README.md", sta
         nbformat.write(nb, source / path.name)
         pages.append(report)
     names = [p.stem for p in paths]
-    (source / "index.md").write_text(front_page(Path(readme).read_text(), names))
+    extra = [(path.stem, caption) for path, caption in extra_pages]
+    for path, _ in extra_pages:
+        shutil.copy(path, source / path.name)
+    (source / "index.md").write_text(front_page(Path(readme).read_text(), names, extra))
     # Sphinx writes into the stage (MyST-NB puts its copies of the notebooks beside its output folder);
     # the finished site is then moved to ``out``.
     html = stage / "html"
@@ -192,6 +316,8 @@ def build_site(out, notebooks=ROOT / "notebooks", readme=ROOT / "README.md", sta
     shutil.move(html, out)
     if not keep_stage:
         shutil.rmtree(stage)
+    for report in pages:
+        apply_alt_texts(out / f"{report.name}.html", report.alt_texts)
     (out / ".buildinfo").unlink(missing_ok=True)
     for debug_map in out.rglob("*.map"):  # the theme's source maps: for debugging its JavaScript only
         debug_map.unlink()
