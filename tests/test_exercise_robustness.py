@@ -624,3 +624,10 @@ def test_every_small_change_of_the_solution_fails_or_changes_nothing(name):
         if grade(name, fn).status == CORRECT:
             assert _same_function(name, fn, rng), ast.unparse(changed)
     assert tried >= 5
+
+
+@pytest.mark.parametrize("not_a_function", [None, 3.0, "kl_closed_form", np.zeros(3)], ids=repr)
+def test_checking_something_that_is_not_a_function_reports_it(not_a_function, capsys):
+    exercises.check_kl_closed_form(not_a_function)
+    out = capsys.readouterr().out
+    assert out.startswith("not yet right:") and "raised TypeError" in out and "is not callable" in out
