@@ -178,16 +178,16 @@ class ExplorerPage:
         self.widget = widgets.VBox([self.status])
         self.widget.add_class("vaelib-app")
         self._current = None  # (what is being built, index of the view)
-        self._last_shown = 0.0
+        self._last_shown, self._last_model = 0.0, None
         self._say("Starting: reading the trained models.")
 
     # ------------------------------------------------------------ progress
     def report(self, progress):
         """Receives the cache's :class:`~vaelib.machinery.cache.TrainingProgress` reports."""
-        now = time.monotonic()
-        if not progress.done and progress.epoch not in (0, progress.epochs) and now - self._last_shown < 0.25:
-            return  # at most four updates a second
-        self._last_shown = now
+        now, which_model = time.monotonic(), (progress.label, progress.waiting, progress.pid)
+        if which_model == self._last_model and not progress.done and now - self._last_shown < 0.25:
+            return  # at most four epoch updates a second
+        self._last_shown, self._last_model = now, which_model
         k = self.cache.asked - 1  # this model's place among those the views ask for
         which = f"model {k + 1} of {len(self.plan)}" if 0 <= k < len(self.plan) else "a model"
         who = ("Another page is training " if progress.waiting else "Training ") + which

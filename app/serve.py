@@ -1,7 +1,8 @@
 """Serve the trade-off explorer with Voila: ``make app`` runs ``python app/serve.py --port=8866``.
 
 Every setting of the app's server is here, so that ``make app`` and the tests start the same server;
-arguments given to this script are passed on to Voila after them (``--port=...``, ``--no-browser``).
+arguments given to this script are passed on to Voila (``--port=...``, ``--no-browser``), and replace the
+setting of the same name.
 """
 
 import os
@@ -54,8 +55,15 @@ def main(argv=None):
     os.chdir(HERE)  # the kernels start here and import app_views
     from voila.app import main as voila_main
 
-    sys.argv = ["voila", str(NOTEBOOK), *SETTINGS, *(sys.argv[1:] if argv is None else argv)]
+    given = list(sys.argv[1:] if argv is None else argv)
+    sys.argv = ["voila", str(NOTEBOOK), *overridden(SETTINGS, given), *given]
     return voila_main()
+
+
+def overridden(settings, given):
+    """``settings`` less those that ``given`` sets again (Voila takes a setting once)."""
+    names = {arg.split("=", 1)[0] for arg in given}
+    return [s for s in settings if s.split("=", 1)[0] not in names]
 
 
 if __name__ == "__main__":
