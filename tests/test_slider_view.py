@@ -243,6 +243,48 @@ def test_show_with_an_image_widget_redraws_the_figure_inside_the_sliders_box(fak
     assert view.readout == expected_readout(1.0, 0.25)
 
 
+def test_the_setting_is_named_by_each_sliders_label_and_shown_value():
+    view = two_slider_view(a=2.0, b=0.25)
+    assert view.setting_text() == "a = 2, b = 0.25"
+    view.sliders["a"].description = "β"
+    assert view.setting_text({"a": 0.5, "b": 0.0}) == "β = 0.5, b = 0"
+    assert int_view().setting_text() == "k = 4" and continuous_view().setting_text() == "a = 1"
+
+
+def test_alt_text_is_the_views_words_and_its_setting_and_none_without_words():
+    view = two_slider_view()
+    assert view.alt_text() is None
+    view.alt = "A sine curve, x across, a sin(x) + b up."
+    assert view.alt_text() == "A sine curve, x across, a sin(x) + b up. Setting shown: a = 1, b = 0."
+    view.alt = lambda a, b: f"A sine curve of amplitude {a:g}."  # words that depend on the setting
+    assert view.alt_text({"a": 2.0, "b": 0.0}) == "A sine curve of amplitude 2. Setting shown: a = 2, b = 0."
+
+
+def test_a_notebooks_figure_output_carries_its_alt_text_and_follows_the_slider(fake_display):
+    view = two_slider_view()
+    view.alt = "A sine curve."
+    view.show(static=False)
+    (_, f_kwargs) = fake_display.calls[1]
+    assert f_kwargs["metadata"]["vaelib"] == {"role": FIGURE_ROLE, "alt": "A sine curve. Setting shown: a = 1, b = 0."}
+    view.sliders["b"].value = 0.25
+    (_, u_kwargs), = fake_display.updates
+    assert u_kwargs["metadata"]["vaelib"]["alt"] == "A sine curve. Setting shown: a = 1, b = 0.25."
+
+
+def test_the_live_widget_marks_its_readout_figure_and_figure_words_for_a_page():
+    view = two_slider_view()
+    view.alt = "A sine curve."
+    box = view.widget(image_widget=True)
+    a, b, readout, words, image = box.children
+    assert "vaelib-slider-view" in box._dom_classes and (a, b) == tuple(view.sliders.values())
+    assert slider_view.READOUT_CLASS in readout._dom_classes and "<pre" in readout.value
+    assert slider_view.FIGURE_ALT_CLASS in words._dom_classes and slider_view.FIGURE_CLASS in image._dom_classes
+    assert "A sine curve. Setting shown: a = 1, b = 0." in words.value
+    view.sliders["a"].value = 0.5
+    assert "Setting shown: a = 0.5, b = 0." in words.value
+    assert image.tooltip is None  # a tooltip breaks an Image's view in ipywidgets 8.1 (no description)
+
+
 def test_a_view_with_moving_artists_renders_what_a_full_draw_renders():
     """Blitting (only the moving artists redrawn over a kept background) gives the full drawing's picture,
     at every setting, and again after the figure was rendered at another resolution."""
