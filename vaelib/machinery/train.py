@@ -244,10 +244,10 @@ def fit(config, train_x, test_x=None, *, epochs, lr=1e-3, batch_size=128, seed=0
     engine, threads
         See :class:`Trainer`.
     stop : :class:`~vaelib.machinery.stop.StopSignals`, optional
-        The signals that stop training, already listened for by the caller (the
-        command line listens for SIGINT and SIGTERM from its start). By default
-        fit listens for SIGINT (Ctrl-C, Jupyter's interrupt) while it runs, if
-        it runs in the main thread.
+        The signals that stop training; fit listens for them while it runs,
+        unless the caller listens already (the command line listens for SIGINT
+        and SIGTERM from its start). By default: SIGINT (Ctrl-C, Jupyter's
+        interrupt). Outside the main thread nothing listens.
 
     Returns
     -------
