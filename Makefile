@@ -12,7 +12,7 @@ LAB_FLAGS := $(if $(filter 0,$(shell id -u)),--allow-root,)
 VAELIB_DATA ?= $(if $(wildcard ../shared/data/binarized_mnist.npz),$(abspath ../shared/data),)
 export VAELIB_DATA
 
-.PHONY: install lab test test-browser bench clean site app
+.PHONY: install lab test test-browser test-floors bench clean site app
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,25 @@ test: $(VENV)/.dev-installed
 
 test-browser: $(VENV)/.dev-installed
 	$(BIN)/python -m pytest -m browser tests/test_browser_sliders.py
+
+# The oldest versions we declare. pyproject.toml's ">=" floors of the runtime dependencies and of the
+# test tools below, each pinned with "==" (tools/floor_requirements.py reads them on every run, so they
+# cannot drift), installed from wheels into a separate environment: the unit tests and every notebook
+# run there (not the browser tests; the site's tests skip, its tools not being installed).
+FLOORS_VENV  ?= .venv-floors
+FLOORS_TOOLS := ipykernel pytest hypothesis nbval playwright
+
+$(FLOORS_VENV)/.floors-installed: pyproject.toml tools/floor_requirements.py
+	rm -rf $(FLOORS_VENV)
+	$(PYTHON) -m venv $(FLOORS_VENV)
+	$(FLOORS_VENV)/bin/python tools/floor_requirements.py $(FLOORS_TOOLS) > $(FLOORS_VENV)/floors.txt
+	$(FLOORS_VENV)/bin/python -m pip install --quiet --only-binary :all: -r $(FLOORS_VENV)/floors.txt -e .
+	$(FLOORS_VENV)/bin/python -m pip check
+	touch $@
+
+test-floors: $(FLOORS_VENV)/.floors-installed
+	env -u VAELIB_REQUIRE_BROWSER NUMBA_CACHE_DIR=$(abspath $(FLOORS_VENV))/numba-cache \
+		$(FLOORS_VENV)/bin/python -m pytest -m "not browser" --nbval-current-env
 
 # The static site of the executed notebooks (their stored outputs; nothing is run): build/site/index.html
 site: $(VENV)/.site-installed

@@ -1,8 +1,11 @@
 """environment.yml (conda) and pyproject.toml (pip) name the same packages at the same versions."""
 
+import importlib.util
 import re
 import tomllib
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -71,6 +74,8 @@ def _make_dry_run(target, tmp_path):
 
     shutil.copy(ROOT / "Makefile", tmp_path / "Makefile")
     shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
+    (tmp_path / "tools").mkdir()
+    shutil.copy(ROOT / "tools" / "floor_requirements.py", tmp_path / "tools" / "floor_requirements.py")
     return subprocess.run(["make", "-n", target], cwd=tmp_path, capture_output=True, text=True, check=True).stdout
 
 
@@ -85,6 +90,45 @@ def test_make_lab_installs_the_lab_and_starts_for_root_too(tmp_path):
 
 def test_make_test_installs_the_test_tools(tmp_path):
     assert '-e ".[dev]"' in _make_dry_run("test", tmp_path)
+
+
+def _floor_requirements():
+    spec = importlib.util.spec_from_file_location("floor_requirements", ROOT / "tools" / "floor_requirements.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_floors_job_pins_every_runtime_dependency_to_its_declared_floor():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    pins = _floor_requirements().floor_pins(project, ["pytest"])
+    dev = dict(map(requirement, project["optional-dependencies"]["dev"]))
+    declared = list(map(requirement, project["dependencies"])) + [("pytest", dev["pytest"])]
+    assert all(re.fullmatch(r">=[0-9][0-9.]*", rest) for _, rest in declared), declared  # one floor, no cap
+    assert [pin.lower() for pin in pins] == [f"{name}=={rest[2:]}" for name, rest in declared]
+
+
+@pytest.mark.parametrize("bad", ["numpy", "numpy>=1.26,<3", "numpy==1.26", "numpy>1.26"])
+def test_floor_requirements_refuses_a_requirement_without_a_single_floor(bad):
+    project = {"dependencies": [bad], "optional-dependencies": {"dev": []}}
+    with pytest.raises(ValueError, match="NAME>=FLOOR"):
+        _floor_requirements().floor_pins(project, [])
+
+
+def test_floor_requirements_refuses_a_tool_the_dev_extra_does_not_list():
+    project = {"dependencies": ["numpy>=1.26"], "optional-dependencies": {"dev": ["pytest>=8.0"]}}
+    with pytest.raises(ValueError, match="not in the dev extra: nbval"):
+        _floor_requirements().floor_pins(project, ["pytest", "nbval"])
+
+
+def test_make_test_floors_installs_exactly_the_floors_apart_and_runs_the_tests_there(tmp_path):
+    commands = _make_dry_run("test-floors", tmp_path)
+    assert "tools/floor_requirements.py" in commands
+    install = next(line for line in commands.splitlines() if "pip install" in line)
+    assert "--only-binary :all:" in install and "-r .venv-floors/floors.txt" in install and ".[" not in install
+    run = next(line for line in commands.splitlines() if "-m pytest" in line)
+    assert ".venv-floors/bin/python -m pytest" in run and "-m \"not browser\"" in run
+    assert "NUMBA_CACHE_DIR=" in commands  # the floors' Numba keeps its compiled kernels apart
 
 
 READERS_DOCS = ("README.md", "benchmarks/README.md", "docs/README.md", "app/README.md")
