@@ -177,6 +177,60 @@ def test_no_constant_shift_passes():
             assert grade("iwae_estimate", _shifted_log_mean_exp(lambda lw, c=shift: c)).status == WRONG, shift
 
 
+# ---------------------------------------------------------------- right on typical inputs, wrong on an edge
+def _expanded_mean_square(x, m):
+    """mean((x - m)^2) as mean(x^2) - 2 mean(x m) + mean(m^2): exact on paper, it cancels catastrophically."""
+    return np.mean(x * x, axis=-1) - 2 * np.mean(x * m, axis=-1) + np.mean(m * m, axis=-1)
+
+
+EDGE_ANSWERS = [
+    # 01: a Bernoulli decoder's log p(x|z) is never positive, a Gaussian decoder's can be
+    ("loss_from_elbo_terms", "|log p(x|z)| as the reconstruction term",
+     lambda lp, kl, beta: np.mean(np.abs(lp) + beta * kl), "a Gaussian decoder"),
+    ("loss_from_elbo_terms", "the reconstruction term clipped at 0",
+     lambda lp, kl, beta: np.mean(np.maximum(-lp, 0.0) + beta * kl), "a Gaussian decoder"),
+    ("loss_from_elbo_terms", "the loss clipped at 0",
+     lambda lp, kl, beta: max(float(np.mean(-lp + beta * kl)), 0.0), "a Gaussian decoder"),
+    # 03: the square expanded loses the digits of small residuals in float32
+    ("best_sigma", "the square expanded", lambda x, m: np.sqrt(_expanded_mean_square(x, m)), "small residuals"),
+    ("best_sigma", "the square expanded, kept >= 0",
+     lambda x, m: np.sqrt(np.maximum(_expanded_mean_square(x, m), 0.0)), "small residuals"),
+    # 04: a product of 1000 densities leaves float64's range too (np.sqrt(2 pi) makes the product float64)
+    ("log_q_of_sample", "log of the product of the densities of eps, in float64", lambda mu, lv, eps: (
+        np.log(np.prod(np.exp(-0.5 * eps**2) / np.sqrt(2 * np.pi), axis=-1)) - 0.5 * np.sum(lv, axis=-1)),
+     "1000 latents"),
+    ("log_q_of_sample", "log of the product of q's densities, in float64", lambda mu, lv, eps: np.log(np.prod(
+        np.exp(-0.5 * eps**2) / (np.sqrt(2 * np.pi) * np.exp(0.5 * lv)), axis=-1)), "1000 latents"),
+]
+
+
+@pytest.mark.parametrize("name, label, fn, edge", EDGE_ANSWERS, ids=[f"{n}: {l}" for n, l, _, _ in EDGE_ANSWERS])
+def test_answers_right_on_typical_inputs_fail_on_the_edge_case(name, label, fn, edge):
+    with np.errstate(all="ignore"):
+        result = grade(name, fn)
+    labels = [EXERCISES[name].cases[i].label for i in result.failing_cases]
+    assert result.status == WRONG and labels and all(edge in case_label for case_label in labels), labels
+
+
+def test_a_gaussian_decoders_case_has_a_positive_log_likelihood_and_a_negative_loss():
+    case, = [c for c in EXERCISES["loss_from_elbo_terms"].cases if "Gaussian decoder" in c.label]
+    assert np.any(case.inputs["log_px_given_z"] > 0) and np.any(case.inputs["log_px_given_z"] < 0)
+    assert case.facts["loss"] < 0
+
+
+def test_the_product_of_densities_is_named_for_what_it_is():
+    def product_of_densities(mu, lv, eps):    # float32 stays float32: the 100 latents underflow too
+        return np.log(np.prod(_normal_pdf(eps), axis=-1)) - 0.5 * np.sum(lv, axis=-1)
+
+    with np.errstate(all="ignore"):
+        result = grade("log_q_of_sample", product_of_densities)
+    assert result.mistake_keys == ["log_of_a_product"]
+    assert "of the densities" in " ".join(result.report().split())
+    float64_product = grade("log_q_of_sample", EDGE_ANSWERS[5][2])
+    assert any(d.startswith("your result is not finite in case '1000 latents") and "product over many latent" in d
+               for d in float64_product.diagnostics)
+
+
 # ---------------------------------------------------------------- writing into the inputs
 def _kl_gradients_into_log_var(mu, log_var):
     dlog_var = log_var                       # not a copy

@@ -130,6 +130,7 @@ LEARNER_MISTAKES = {
     ("loss_from_elbo_terms", "returned_elbo"): lambda lp, kl, beta: np.mean(lp - beta * kl),
     ("loss_from_elbo_terms", "minus_kl"): lambda lp, kl, beta: np.mean(-lp - beta * kl),
     ("loss_from_elbo_terms", "plus_log_likelihood"): lambda lp, kl, beta: np.mean(lp + beta * kl),
+    ("loss_from_elbo_terms", "absolute_log_likelihood"): lambda lp, kl, beta: np.mean(abs(lp) + beta * kl),
     ("loss_from_elbo_terms", "beta_on_reconstruction"): lambda lp, kl, beta: np.mean(-beta * lp + kl),
     ("loss_from_elbo_terms", "beta_ignored"): lambda lp, kl, beta: np.mean(-lp + kl),
     ("loss_from_elbo_terms", "summed_over_batch"): lambda lp, kl, beta: np.sum(-lp + beta * kl),

@@ -30,7 +30,24 @@ def _loss_cases():
         loss, terms, _ = negative_elbo_forward(params, x, eps, config)
         cases.append(Case(label, {"log_px_given_z": -terms["reconstruction"], "kl": terms["kl"], "beta": beta},
                           facts={"loss": loss}))
+    cases.append(_gaussian_decoder_case())
     return cases
+
+
+def _gaussian_decoder_case():
+    """A Gaussian decoder (sigma = 0.1) that reconstructs closely: a density can exceed 1, so log p(x|z) > 0 for
+    some images and the loss is below 0 (notebook 03, section 5)."""
+    rng = np.random.default_rng(106)
+    config = VAEConfig(n_pixels=16, hidden=(8,), n_latent=2, activation="tanh", beta=2.0, likelihood="gaussian",
+                       sigma=0.1)
+    params = init_params(config, rng, np.float64)
+    target = rng.random(16)
+    params["dec.W1"], params["dec.b1"] = 0.01 * params["dec.W1"], target      # decoder mean close to target
+    x = target + np.array([0.01, 0.03, 0.1, 0.2])[:, None] * rng.standard_normal((4, 16))
+    eps = rng.standard_normal((4, 2))
+    loss, terms, _ = negative_elbo_forward(params, x, eps, config)
+    return Case("a Gaussian decoder, beta = 2: log p(x|z) > 0, a loss below 0",
+                {"log_px_given_z": -terms["reconstruction"], "kl": terms["kl"], "beta": 2.0}, facts={"loss": loss})
 
 
 def _loss_mistake(per_image):
@@ -58,6 +75,10 @@ LOSS_FROM_ELBO_TERMS = Exercise(
                 "the log-likelihood enters your loss with a plus sign: the loss minimises the reconstruction "
                 "term, which is the negative log-likelihood (>= 0 for binary pixels).",
                 _loss_mistake(lambda lp, kl, beta: lp + beta * kl)),
+        Mistake("absolute_log_likelihood",
+                "your reconstruction term is |log p(x|z)|: that equals -log p(x|z) only where log p(x|z) <= 0, as "
+                "for binary pixels. A Gaussian decoder's density can exceed 1, and then the sign matters.",
+                _loss_mistake(lambda lp, kl, beta: np.abs(lp) + beta * kl)),
         Mistake("beta_on_reconstruction", "your beta weights the reconstruction term instead of the KL.",
                 _loss_mistake(lambda lp, kl, beta: -beta * lp + kl)),
         Mistake("beta_ignored", "your loss does not change with beta: the KL weight is missing.",

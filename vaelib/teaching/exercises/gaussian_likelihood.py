@@ -129,6 +129,8 @@ def _best_sigma_cases():
         Case("one pixel per image", dict(zip(("x", "mean"), _grey_pair(54, 4, 1, noise=0.5)))),
         Case("tiny residuals (about 1e-4)", {"x": x_tiny, "mean": tiny}),
         Case("float32, 4 images x 784 pixels", dict(zip(("x", "mean"), _grey_pair(55, 4, 784, dtype=np.float32)))),
+        Case("float32, small residuals (about 1e-3)",
+             dict(zip(("x", "mean"), _grey_pair(58, 3, 784, noise=1e-3, dtype=np.float32)))),
     ]
 
 
@@ -181,6 +183,9 @@ BEST_SIGMA = Exercise(
                 "estimated mean: here the mean is given, not estimated from the residuals.",
                 lambda x, mean: np.sqrt(np.sum((x - mean) ** 2, axis=-1) / (x.shape[-1] - 1))),
     ),
+    nonfinite_hints={"sigma": "Look for a square root of a number below 0 (nan): a mean square computed as a "
+                              "difference of terms (the square expanded) can come out below 0 by round-off, where "
+                              "squaring the residuals themselves cannot; or for 0/0."},
     task=(
         "**B. The best $\\sigma$.** Write `best_sigma(x, mean)`: for each image, the $\\sigma$ that maximises "
         "$\\log\\mathcal N(x \\mid m, \\sigma^2 I)$ with $m$ fixed (section 3, the learned-$\\sigma$ paragraph), "

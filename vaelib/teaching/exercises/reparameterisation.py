@@ -13,7 +13,7 @@ from vaelib.core.reparam import reparam_forward
 from .grading import Case, Exercise, Mistake
 
 
-def _cases(seed):
+def _cases(seed, many_latents=False):
     rng = np.random.default_rng(seed)
 
     def inputs(batch, n_latent, log_var=None, dtype=np.float64):
@@ -28,7 +28,8 @@ def _cases(seed):
             Case("small variances (log_var = -12)", inputs(3, 2, log_var=-12.0)),
             Case("large variances (log_var = 5)", inputs(2, 3, log_var=5.0)),
             Case("float32, 6 x 4", inputs(6, 4, dtype=np.float32)),
-            Case("float32, 100 latents, log_var = -8", inputs(2, 100, log_var=-8.0, dtype=np.float32))]
+            Case("float32, 100 latents, log_var = -8", inputs(2, 100, log_var=-8.0, dtype=np.float32))] + (
+        [Case("1000 latents, log_var = -8", inputs(2, 1000, log_var=-8.0))] if many_latents else [])
 
 
 # ---------------------------------------------------------------- the sample
@@ -94,7 +95,7 @@ LOG_Q_OF_SAMPLE = Exercise(
     title="log q(z) at the sample z, through the change of variables",
     notebook="04",
     outputs=("log_q",),
-    make_cases=lambda: _cases(62),
+    make_cases=lambda: _cases(62, many_latents=True),   # products over 1000 latents leave even float64's range
     reference=_log_q_reference,
     mistakes=(
         Mistake("inverted_jacobian",
@@ -117,11 +118,15 @@ LOG_Q_OF_SAMPLE = Exercise(
         Mistake("no_2pi", "your log-density leaves out the constant -(L/2) log(2 pi) of log p(eps).",
                 lambda mu, log_var, eps: _log_q_reference_of(mu, log_var, eps) + 0.5 * mu.shape[-1] * LOG_2PI),
         Mistake("log_of_a_product",
-                "you took the log of a product over the latent dimensions (of the standard deviations, the "
-                "Jacobian's determinant): over many latents it underflows to 0 (in float32 below about 1e-45) or "
-                "overflows, and its log is infinite. A sum of logs does not.",
+                "you took the log of a product over the latent dimensions (of the densities, or of the standard "
+                "deviations in the Jacobian's determinant): over many latents it underflows to 0 (below about "
+                "1e-45 in float32, 1e-323 in float64) or overflows, and its log is infinite. A sum of logs does "
+                "not.",
                 lambda mu, log_var, eps: log_std_normal(eps) - np.log(np.prod(np.exp(0.5 * log_var), axis=-1))),
     ),
+    nonfinite_hints={"log_q": "Look for a product over many latent dimensions (of densities, or of standard "
+                              "deviations): it underflows to 0 or overflows to inf, even in float64, and its log is "
+                              "infinite (add the logs instead); or for exp of a large number, or 0/0."},
     task=(
         "**B. Its log-density, through the Jacobian.** Write `log_q_of_sample(mu, log_var, eps)`: "
         "$\\log q(z)$ at $z = \\mu + \\sigma \\odot \\varepsilon$, from $\\log p(\\varepsilon)$ and the Jacobian "
