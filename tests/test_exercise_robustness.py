@@ -394,6 +394,77 @@ def test_one_output_still_a_placeholder_is_named():
     assert "returned a placeholder (...) for dlog_var where numbers are expected" in report
 
 
+@pytest.mark.parametrize("missing", [..., None, NotImplemented], ids=repr)
+def test_the_outputs_written_are_graded_when_another_is_not_yet(missing):
+    def two_of_three(dout, x, W):
+        return dout @ W.T, x.T @ dout, missing
+
+    result = grade("linear_backward_pass", two_of_three)
+    report = " ".join(result.report().split())
+    assert result.status == WRONG and result.wrong_outputs == ["db"] and result.unfinished_outputs == ["db"]
+    assert "`db` is not written yet (a placeholder, or None); `dx` and `dW` are right in every case." in report
+    assert "matches none" not in report and ("NotImplemented)" in report) == (missing is NotImplemented)
+
+
+def test_a_wrong_output_beside_a_placeholder_is_shown_and_its_mistake_named():
+    result = grade("kl_gradients", lambda mu, log_var: (2 * mu, ...))
+    report = " ".join(result.report().split())
+    assert result.mistake_keys == ["dmu_twice"] and result.wrong_outputs == ["dmu", "dlog_var"]
+    assert "dmu[" in report and "`dlog_var` is not written yet" in report and "right in every" not in report
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_code_written_before_the_placeholders_raise_is_not_called_the_placeholder(name, capsys):
+    """The stub's raise left below new code: nothing can be graded, but the function is not the placeholder."""
+    namespace = {}
+    exec(EXERCISES[name].stub, namespace)
+    stub = namespace[name]
+
+    def started(*args):
+        first = as_tuple(name, solution(name)(*args))[0]   # the first output, written
+        return stub(*args) if first is not None else None
+
+    result = grade(name, started)
+    assert result.status == NOT_ATTEMPTED
+    assert result.report().startswith(f"not finished yet: `{name}` still raises NotImplementedError")
+    assert "is still the placeholder" not in result.report()
+    getattr(exercises, f"check_{name}")(stub)                        # the stub itself: as the notebooks print it
+    assert capsys.readouterr().out.startswith(f"not attempted yet: `{name}` is still the placeholder.")
+
+
+def test_the_placeholder_with_its_docstring_or_message_changed_is_still_the_placeholder():
+    source = EXERCISES["kl_closed_form"].stub.replace("write the body of kl_closed_form", "to do").replace(
+        "for every row, in nats.", "per row.")
+    namespace = {}
+    exec(source, namespace)
+    assert grade("kl_closed_form", namespace["kl_closed_form"]).report().startswith("not attempted yet:")
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if len(EXERCISES[n].outputs) > 1])
+def test_outputs_returned_in_the_wrong_order_are_pointed_out(name):
+    def swapped(*args):
+        out = list(as_tuple(name, solution(name)(*args)))
+        out[0], out[1] = out[1], out[0]
+        return tuple(out)
+
+    result = grade(name, swapped)
+    first, second = EXERCISES[name].outputs[:2]
+    assert result.status == WRONG
+    assert any(d.startswith(f"your {first} and {second} are each other's expected values in every case")
+               for d in result.diagnostics)
+
+
+def test_an_output_equal_to_another_expected_output_is_not_called_swapped():
+    result = grade("reparam_backward_pass", lambda dz, log_var, eps: (dz, dz))      # dlog_var = dz: not a swap
+    assert not any("each other's" in d for d in result.diagnostics)
+
+
+def test_a_list_holding_none_is_reported_as_such_not_as_nan():
+    result = grade("kl_closed_form", lambda mu, log_var: [None] + list(solutions.kl_closed_form(mu, log_var)[1:]))
+    report = result.report()
+    assert "returned a list holding None for kl where numbers are expected" in report and "not finite" not in report
+
+
 # ---------------------------------------------------------------- a hint names the output that is wrong
 def test_a_nonfinite_dlogits_is_blamed_on_dlogits():
     def overflowing_sigmoid(logits, x):

@@ -443,7 +443,33 @@ def test_a_wrong_number_of_outputs_is_reported():
 
 def test_a_shape_error_is_explained():
     report = grade("kl_closed_form", lambda mu, log_var: solutions.kl_closed_form(mu, log_var)[:, None]).report()
-    assert "has shape (4, 1) where (4,) is expected. An extra axis" in report
+    assert "has shape (4, 1) where (4,) is expected. An extra axis of length 1 at the end: keepdims=True" in report
+
+
+def _row_max_kept(log_w):
+    top = log_w.max(axis=1, keepdims=True)                 # (B, 1)
+    return top + np.log(np.mean(np.exp(log_w - top), axis=1))   # (B, 1) + (B,): (B, B)
+
+
+def _column_vectors(x, W, b, sigma):
+    r = (x - b)[:, None]                                   # (D, 1)
+    C = W @ W.T + sigma**2 * np.eye(len(b))
+    return -0.5 * (len(b) * math.log(2 * math.pi) + np.linalg.slogdet(C)[1] + r.T @ np.linalg.solve(C, r))
+
+
+@pytest.mark.parametrize("name, fn, hint", [
+    ("iwae_estimate", _row_max_kept, "has shape (4, 4) where (4,) is expected. A square array: is a reduction "
+                                     "missing, or was an array of shape (n, 1)"),
+    ("log_evidence_closed_form", _column_vectors, "has shape (1, 1) where () is expected. A 1 x 1 array"),
+    ("linear_backward_pass", lambda dout, x, W: (dout @ W.T, x.T @ dout, dout.sum(axis=0, keepdims=True)),
+     "db has shape (1, 3) where (3,) is expected. A leading axis of length 1: a trailing comma after `return`, a "
+     "pair of brackets too many, or keepdims=True"),
+    ("monte_carlo_elbo", lambda lp, z, mu, lv: lp + norm.logpdf(z).sum(-1) - norm.logpdf(
+        z, mu, np.exp(0.5 * lv)).sum(-1), "has shape (20, 3) where (3,) is expected. An extra leading axis: is a "
+                                          "reduction over axis 0 missing"),
+], ids=["(B, 1) + (B,)", "column vectors", "keepdims", "no mean over the samples"])
+def test_a_shape_hint_points_at_the_slip(name, fn, hint):
+    assert hint in grade(name, fn).report()
 
 
 def test_writing_into_the_inputs_spoils_no_other_case():

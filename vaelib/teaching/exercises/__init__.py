@@ -3,9 +3,10 @@
 Each notebook ends with exercises. For some of them the learner writes a function, and a check cell
 right after it grades that function on several cases (edge cases and float32 among them) and prints
 which case failed, what was expected and what came out, and which classic mistake the result matches,
-if any. A function that raises ``NotImplementedError`` on every case is reported as "not attempted yet",
-one that raises it on some cases only is graded on the others, and one that writes into its inputs
-fails, naming them. The check cells never raise, whatever the function returns or raises (except
+if any. The placeholder itself is reported as "not attempted yet", and a function that still raises
+``NotImplementedError`` on every case below code of its own as "not finished yet"; one that raises it
+on some cases only is graded on the others, one that returns ``...`` (or ``None``) for some of its
+outputs is graded on the others, and one that writes into its inputs fails, naming them. The check cells never raise, whatever the function returns or raises (except
 ``KeyboardInterrupt``), so a notebook runs top to bottom with its exercises untouched.
 
 In a notebook::

@@ -85,10 +85,22 @@ def shape_hint(got, expected):
     """A guess at the slip behind a wrong shape."""
     if got.ndim == 0 and expected.ndim > 0:
         return "A single number where one value per row is expected: is a reduction over the batch too many?"
+    if expected.ndim == 0 and got.size == 1 and got.ndim >= 2:
+        return ("A 1 x 1 array where a single number is expected: a product of column vectors (shape (n, 1)) "
+                "gives one. Use 1-D vectors.")
     if got.shape == (1,) + expected.shape:
-        return ("A leading axis of length 1: a trailing comma after `return`, or a pair of brackets too many?")
+        return ("A leading axis of length 1: a trailing comma after `return`, a pair of brackets too many, or "
+                "keepdims=True in a reduction?")
+    if got.shape == expected.shape + (1,):
+        return "An extra axis of length 1 at the end: keepdims=True in a reduction, or a [:, None] too many?"
+    if expected.ndim == 1 and got.shape == expected.shape * 2:
+        return ("A square array: is a reduction missing, or was an array of shape (n, 1) (keepdims=True, "
+                "[:, None]) combined with one of shape (n,)? The two broadcast to (n, n).")
     if got.ndim > expected.ndim and got.shape[: expected.ndim] == expected.shape:
         return "An extra axis: is a reduction missing?"
+    if got.ndim > expected.ndim and got.shape[got.ndim - expected.ndim:] == expected.shape:
+        return ("An extra leading axis: is a reduction over axis 0 missing, or several arrays returned where one "
+                "is expected?")
     if got.ndim == expected.ndim and got.shape == expected.shape[::-1]:
         return "The transpose of the expected shape."
     if got.ndim < expected.ndim:

@@ -18,7 +18,9 @@ where the learner's function raised; cases the learner has not written yet, and 
 mistake is not defined, are left out).
 
 A function that raises ``NotImplementedError`` (or returns ``...``) on every case is "not attempted
-yet"; one that does so on some cases only is graded on the others. :meth:`Exercise.check` prints the
+yet" when it is still the placeholder, and "not finished yet" when code was written before the
+placeholder's line; one that does so on some cases only is graded on the others, and one that returns
+``...`` (or ``None``) for some of its outputs is graded on the others. :meth:`Exercise.check` prints the
 report, one message, and never raises.
 
 The report says which case failed, the expected and the obtained value at the (three, or two per
@@ -128,12 +130,18 @@ class Result:
     wrong_numbers: bool = False  # some failing case returned numbers (not only errors or in-place writes)
     modified: list = field(default_factory=list)  # input names the function wrote into
     unwritten: list = field(default_factory=list)  # case indices that reach a NotImplementedError
+    written: bool = False  # not attempted, but the function is not the placeholder itself
+    unfinished_outputs: list = field(default_factory=list)  # output names returned as ... or None
 
     @property
     def mistake_keys(self):
         return [m.key for m, _ in self.mistakes]
 
     def report(self):
+        if self.status == NOT_ATTEMPTED and self.written:
+            return _wrap(f"not finished yet: `{self.exercise.name}` still raises NotImplementedError (or returns "
+                         "a placeholder) in every case, so nothing it computes can be checked. Replace what is left "
+                         "of the placeholder with code too, then run this cell again.")
         if self.status == NOT_ATTEMPTED:
             return (f"not attempted yet: `{self.exercise.name}` is still the placeholder.\n"
                     "Write its body, then run this cell again.")
@@ -163,12 +171,31 @@ class Result:
             prose.append(_modified_message(self.modified))
         if self.unwritten:
             prose.append(_unwritten_message(self.unwritten, labels, others_right=not self.wrong_outputs))
+        if self.unfinished_outputs:
+            prose.append(self._unfinished_message())
         for mistake, outputs in self.mistakes:
             where = f" ({', '.join(outputs)})" if len(self.exercise.outputs) > 1 else ""
             prose.append(f"known mistake{where}: {mistake.description}")
         if self.wrong_numbers and not self.mistakes:
             prose.append("it matches none of the mistakes in the catalogue.")
         return prose + self.diagnostics
+
+
+    def _unfinished_message(self):
+        """Which outputs are still placeholders, and which of the others are right."""
+        missing = self.unfinished_outputs
+        right = [o for o in self.exercise.outputs if o not in self.wrong_outputs]
+        text = f"{_names(missing)} {'is' if len(missing) == 1 else 'are'} not written yet (a placeholder, or None)"
+        if right:
+            where = "every case" if not self.unwritten else "every other case"
+            return text + f"; {_names(right)} {'is' if len(right) == 1 else 'are'} right in {where}."
+        return text + "."
+
+
+def _names(names):
+    """```a```, ```a` and `b```, ```a`, `b` and `c```."""
+    quoted = [f"`{n}`" for n in names]
+    return quoted[0] if len(quoted) == 1 else f"{', '.join(quoted[:-1])} and {quoted[-1]}"
 
 
 def _unwritten_message(unwritten, labels, others_right):
@@ -277,8 +304,29 @@ class Exercise:
             warnings.simplefilter("ignore")
             runs = [run(fn, case, self.outputs) for case in self.cases]
             if all(r.placeholder for r in runs):
-                return Result(self, NOT_ATTEMPTED)
+                return Result(self, NOT_ATTEMPTED, written=not self._is_placeholder_code(fn))
             return self._grade_runs(runs)
+
+    @cached_property
+    def _stub_code(self):
+        namespace = {}
+        exec(self.stub, namespace)  # noqa: S102, the exercise's own placeholder source
+        return namespace[self.name].__code__
+
+    def _is_placeholder_code(self, fn):
+        """Is ``fn`` the stub, as the notebook defines it (its docstring or its message changed, at most)?
+
+        Anything else that raises ``NotImplementedError`` in every case has code before the raise (or is not
+        a plain function): the report says it is not finished, not that it is the placeholder.
+        """
+        code = getattr(fn, "__code__", None)
+        if code is None:
+            return False
+        try:
+            stub = self._stub_code
+        except Exception:  # a stub that does not compile is the exercise's fault: say what it always said
+            return True
+        return code.co_code == stub.co_code and code.co_names == stub.co_names
 
     def check(self, fn):
         """Grade ``fn`` and print the report (nothing is returned, nothing is raised)."""
@@ -298,26 +346,30 @@ class Exercise:
         mistakes = self._matching_mistakes(runs, wrong_outputs)
         handled = [i for i in failing if not runs[i].placeholder]
         shown = handled[0] if handled else failing[0]
+        unfinished = sorted({k for r in runs if r.partial is not None for k, o in enumerate(r.partial) if o is None})
+        wrong_numbers = any(any(_given(runs[i], k) is not None for k in failures[i][1]) for i in failing)
         return Result(self, WRONG, failing_cases=failing, shown_case=shown, first_failure=failures[shown][0],
                       mistakes=mistakes, diagnostics=self._diagnostics(runs, wrong_outputs, mistakes, failing),
-                      wrong_outputs=[self.outputs[k] for k in wrong_outputs],
-                      wrong_numbers=any(runs[i].error is None and failures[i][1] for i in failing),
+                      wrong_outputs=[self.outputs[k] for k in wrong_outputs], wrong_numbers=wrong_numbers,
                       modified=[n for n in self.cases[0].inputs if any(n in r.modified for r in runs)],
-                      unwritten=[i for i, r in enumerate(runs) if r.placeholder])
+                      unwritten=[i for i, r in enumerate(runs) if r.placeholder],
+                      unfinished_outputs=[self.outputs[k] for k in unfinished])
 
     def _case_failure(self, i, r):
         """``None`` if the run is right on case ``i``, else ``(text, indices of the wrong outputs)``."""
         texts, wrong = [], []
         if r.error is not None:
             texts.append(f"    your function {r.error}")
-            wrong = list(range(len(self.outputs)))
-        else:
+            wrong = [k for k in range(len(self.outputs)) if _given(r, k) is None]
+        if r.error is None or r.partial is not None:
             tol, shown = self.tolerance(self.cases[i]), SHOWN_ENTRIES[len(self.outputs) > 1]
-            for k, (got, exp) in enumerate(zip(r.outputs, self.expected[i])):
-                text = differences(self._label(k), got, exp, tol, shown)
+            for k, exp in enumerate(self.expected[i]):
+                got = _given(r, k)
+                text = "" if got is None else differences(self._label(k), got, exp, tol, shown)
                 if text:
                     texts.append(text)
                     wrong.append(k)
+            wrong.sort()
         if r.modified:
             texts.append(f"    your function changed {', '.join(f'`{n}`' for n in r.modified)} in place.")
         return ("\n".join(texts), wrong) if texts else None
@@ -339,12 +391,14 @@ class Exercise:
         for case, r, wrong in zip(self.cases, runs, self.mistake_runs[mistake.key]):
             if r.placeholder or not mistake.compares_on(case):
                 continue
-            if (r.error is None) != (wrong.error is None):
-                return False
-            if r.error is None:
-                if not same(r.outputs[k], wrong.outputs[k], self.tolerance(case)):
+            got = _given(r, k)
+            if got is None:
+                if r.partial is None and wrong.error is None:  # the learner's raised where the mistake's did not
                     return False
-                compared += 1
+                continue                                      # output k not written yet: it says nothing
+            if wrong.error is not None or not same(got, wrong.outputs[k], self.tolerance(case)):
+                return False
+            compared += 1
         return compared > 0
 
     # ------------------------------------------------------------ what else the report can say
@@ -352,10 +406,25 @@ class Exercise:
         """Impossible values, then a pattern for each wrong output that no catalogued mistake explains."""
         matched = {name for _, outs in mistakes for name in outs}
         diagnostics = self._sanity_messages(runs)
+        swapped = self._swapped_outputs(runs, wrong_outputs)
+        for k, j in swapped:
+            diagnostics.append(f"your {self.outputs[k]} and {self.outputs[j]} are each other's expected values in "
+                               f"every case: return the outputs in the order {', '.join(self.outputs)}.")
+        in_a_swap = {k for pair in swapped for k in pair}
         for k in wrong_outputs:
-            if self.outputs[k] not in matched:
+            if self.outputs[k] not in matched and k not in in_a_swap:
                 diagnostics += self._generic_diagnostics(runs, k, failing)
         return diagnostics
+
+    def _swapped_outputs(self, runs, wrong_outputs):
+        """``[(k, j)]``, ``k < j``: outputs ``k`` and ``j`` are each other's expected values in every case."""
+        def is_expected(k, j):  # output k is the expected output j wherever it was returned
+            given = [(case, _given(r, k), exp[j]) for case, r, exp in zip(self.cases, runs, self.expected)]
+            given = [(case, got, exp) for case, got, exp in given if got is not None]
+            return bool(given) and all(same(got, exp, self.tolerance(case)) for case, got, exp in given)
+
+        return [(k, j) for k in wrong_outputs for j in wrong_outputs
+                if k < j and is_expected(k, j) and is_expected(j, k)]
 
     def _sanity_messages(self, runs):
         if self.sanity is None:
@@ -425,6 +494,13 @@ class Exercise:
                         "float32; a NumPy float64 scalar, such as np.log(2 * np.pi), promotes the result. "
                         "A Python float does not.)"]
         return []
+
+
+def _given(r, k):
+    """Output ``k`` of the run ``r`` as a float64 array, or None where the run does not give it."""
+    if r.error is None:
+        return r.outputs[k]
+    return r.partial[k] if r.partial is not None else None
 
 
 @lru_cache(maxsize=1)

@@ -32,6 +32,9 @@ class Run:
         returned ``...`` or ``NotImplemented``.
     modified : tuple of str
         The inputs the function changed in place.
+    partial : tuple or None
+        When some outputs are placeholders (or ``None``) and the others are numbers: one float64 array
+        per output, ``None`` for each that is not written yet; ``error`` names the first of those.
     """
 
     outputs: tuple = None
@@ -39,6 +42,7 @@ class Run:
     error: str = None
     placeholder: bool = False
     modified: tuple = ()
+    partial: tuple = None
 
 
 def run(fn, case, output_names):
@@ -101,20 +105,25 @@ def outputs_of(value, output_names):
             return Run(error="returned placeholders", placeholder=True)
     else:
         values = (value,)
-    arrays, dtypes = [], []
+    arrays, dtypes, problems = [], [], []
     for name, v in zip(output_names, values):
         array, problem = _as_float64(v)
-        if problem:
-            return Run(error=f"returned {problem} for {name} where numbers are expected")
         arrays.append(array)
         dtypes.append(v.dtype if isinstance(v, (np.ndarray, np.generic)) else None)
+        if problem:
+            problems.append((name, v, problem))
+    if problems:
+        name, _, problem = problems[0]
+        error = f"returned {problem} for {name} where numbers are expected"
+        unwritten = all(v is None or _is_placeholder(v) for _, v, _ in problems) and len(problems) < n
+        return Run(error=error, partial=tuple(arrays) if unwritten else None)
     return Run(outputs=tuple(arrays), dtypes=tuple(dtypes))
 
 
 def _as_float64(value):
     """``(array, None)``, or ``(None, what value is)`` when it is not an array of real numbers."""
     if _is_placeholder(value):
-        return None, "a placeholder (...)"
+        return None, "a placeholder (...)" if value is Ellipsis else "a placeholder (NotImplemented)"
     if value is None:
         return None, "None"
     try:
@@ -122,6 +131,8 @@ def _as_float64(value):
     except Exception:  # ragged lists, objects whose __array__ raises
         return None, f"a {type(value).__name__} that NumPy cannot read as an array"
     if array.dtype.kind == "O":
+        if any(v is None for v in array.flat):  # NumPy would read None as nan
+            return None, f"a {type(value).__name__} holding None"
         try:
             array = array.astype(np.float64)
         except Exception:
