@@ -46,9 +46,19 @@ test-browser: $(VENV)/.dev-installed
 # The oldest versions we declare. pyproject.toml's ">=" floors of the runtime dependencies and of the
 # test tools below, each pinned with "==" (tools/floor_requirements.py reads them on every run, so they
 # cannot drift), installed from wheels into a separate environment: the unit tests and every notebook
-# run there (not the browser tests; the site's tests skip, its tools not being installed).
+# run there (not the browser tests; the site's tests skip, its tools not being installed). nbval
+# compares the "# NBVAL_CHECK_OUTPUT" cells as in the main suite: they print the same under the floors.
+# OpenBLAS picks its matrix-product kernel by CPU, and its versions pick differently (on AMD EPYC,
+# NumPy 1.26's OpenBLAS 0.3.23 takes "Cooperlake" where NumPy 2's takes "SkylakeX"); another kernel
+# sums in another order, and training ends in other models, as on another machine. So the floors run
+# with the main environment's kernel and train its models bit for bit: their checks then test the
+# floors, not a kernel. FLOORS_OPENBLAS_CORETYPE= (empty) leaves the choice to OpenBLAS.
 FLOORS_VENV  ?= .venv-floors
 FLOORS_TOOLS := ipykernel pytest hypothesis nbval playwright
+FLOORS_OPENBLAS_CORETYPE ?= $(shell $(BIN)/python -c 'import numpy; from threadpoolctl import threadpool_info; \
+	print(*(i["architecture"] for i in threadpool_info() if i["internal_api"] == "openblas"))' 2>/dev/null)
+FLOORS_ENV = env -u VAELIB_REQUIRE_BROWSER NUMBA_CACHE_DIR=$(abspath $(FLOORS_VENV))/numba-cache \
+	$(if $(FLOORS_OPENBLAS_CORETYPE),OPENBLAS_CORETYPE=$(FLOORS_OPENBLAS_CORETYPE))
 
 $(FLOORS_VENV)/.floors-installed: pyproject.toml tools/floor_requirements.py
 	rm -rf $(FLOORS_VENV)
@@ -58,9 +68,12 @@ $(FLOORS_VENV)/.floors-installed: pyproject.toml tools/floor_requirements.py
 	$(FLOORS_VENV)/bin/python -m pip check
 	touch $@
 
-test-floors: $(FLOORS_VENV)/.floors-installed
-	env -u VAELIB_REQUIRE_BROWSER NUMBA_CACHE_DIR=$(abspath $(FLOORS_VENV))/numba-cache \
-		$(FLOORS_VENV)/bin/python -m pytest -m "not browser" --nbval-current-env
+test-floors: $(FLOORS_VENV)/.floors-installed $(VENV)/.dev-installed
+	$(FLOORS_ENV) $(FLOORS_VENV)/bin/python -c 'import numpy, threadpoolctl; \
+		kernels = [i["architecture"] for i in threadpoolctl.threadpool_info() if i["internal_api"] == "openblas"]; \
+		print("floors: NumPy", numpy.__version__, "with the OpenBLAS kernel", *kernels); \
+		assert not "$(FLOORS_OPENBLAS_CORETYPE)" or kernels == ["$(FLOORS_OPENBLAS_CORETYPE)"], "not the kernel asked for"'
+	$(FLOORS_ENV) $(FLOORS_VENV)/bin/python -m pytest -m "not browser" --nbval-current-env
 
 # The static site of the executed notebooks (their stored outputs; nothing is run): build/site/index.html
 site: $(VENV)/.site-installed
