@@ -402,8 +402,20 @@ def test_the_outputs_written_are_graded_when_another_is_not_yet(missing):
     result = grade("linear_backward_pass", two_of_three)
     report = " ".join(result.report().split())
     assert result.status == WRONG and result.wrong_outputs == ["db"] and result.unfinished_outputs == ["db"]
-    assert "`db` is not written yet (a placeholder, or None); `dx` and `dW` are right in every case." in report
+    assert ("`db` is not written yet in every case (a placeholder, or None); `dx` and `dW` are right in every "
+            "case.") in report
     assert "matches none" not in report and ("NotImplemented)" in report) == (missing is NotImplemented)
+
+
+def test_an_output_left_a_placeholder_in_some_cases_is_not_called_wrong_there():
+    def dlog_var_left_for_float32(mu, log_var):
+        return mu, (... if mu.dtype == np.float32 else 0.5 * np.expm1(log_var))
+
+    result = grade("kl_gradients", dlog_var_left_for_float32)
+    report = " ".join(result.report().split())
+    assert "`dlog_var` is not written yet in 2 of 7 cases (a placeholder, or None); `dmu` is right in every case." \
+        in report
+    assert "wrong only in float32" not in report
 
 
 def test_a_wrong_output_beside_a_placeholder_is_shown_and_its_mistake_named():

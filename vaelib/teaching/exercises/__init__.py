@@ -6,8 +6,9 @@ which case failed, what was expected and what came out, and which classic mistak
 if any. The placeholder itself is reported as "not attempted yet", and a function that still raises
 ``NotImplementedError`` on every case below code of its own as "not finished yet"; one that raises it
 on some cases only is graded on the others, one that returns ``...`` (or ``None``) for some of its
-outputs is graded on the others, and one that writes into its inputs fails, naming them. The check cells never raise, whatever the function returns or raises (except
-``KeyboardInterrupt``), so a notebook runs top to bottom with its exercises untouched.
+outputs is graded on the others, and one that writes into its inputs fails, naming them. The check
+cells never raise, whatever the function returns or raises (except ``KeyboardInterrupt``), so a
+notebook runs top to bottom with its exercises untouched.
 
 In a notebook::
 

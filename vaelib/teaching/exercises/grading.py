@@ -132,6 +132,7 @@ class Result:
     unwritten: list = field(default_factory=list)  # case indices that reach a NotImplementedError
     written: bool = False  # not attempted, but the function is not the placeholder itself
     unfinished_outputs: list = field(default_factory=list)  # output names returned as ... or None
+    unfinished_cases: list = field(default_factory=list)  # case indices where some output is ... or None
 
     @property
     def mistake_keys(self):
@@ -185,7 +186,10 @@ class Result:
         """Which outputs are still placeholders, and which of the others are right."""
         missing = self.unfinished_outputs
         right = [o for o in self.exercise.outputs if o not in self.wrong_outputs]
-        text = f"{_names(missing)} {'is' if len(missing) == 1 else 'are'} not written yet (a placeholder, or None)"
+        n, total = len(self.unfinished_cases), len(self.exercise.cases)
+        where = "in every case" if n == total else f"in {n} of {total} cases"
+        verb = "is" if len(missing) == 1 else "are"
+        text = f"{_names(missing)} {verb} not written yet {where} (a placeholder, or None)"
         if right:
             where = "every case" if not self.unwritten else "every other case"
             return text + f"; {_names(right)} {'is' if len(right) == 1 else 'are'} right in {where}."
@@ -319,14 +323,15 @@ class Exercise:
         Anything else that raises ``NotImplementedError`` in every case has code before the raise (or is not
         a plain function): the report says it is not finished, not that it is the placeholder.
         """
-        code = getattr(fn, "__code__", None)
-        if code is None:
-            return False
         try:
             stub = self._stub_code
         except Exception:  # a stub that does not compile is the exercise's fault: say what it always said
             return True
-        return code.co_code == stub.co_code and code.co_names == stub.co_names
+        try:
+            code = fn.__code__
+            return code.co_code == stub.co_code and code.co_names == stub.co_names
+        except Exception:  # not a plain function (a partial, a callable object): not the placeholder either
+            return False
 
     def check(self, fn):
         """Grade ``fn`` and print the report (nothing is returned, nothing is raised)."""
@@ -349,11 +354,12 @@ class Exercise:
         unfinished = sorted({k for r in runs if r.partial is not None for k, o in enumerate(r.partial) if o is None})
         wrong_numbers = any(any(_given(runs[i], k) is not None for k in failures[i][1]) for i in failing)
         return Result(self, WRONG, failing_cases=failing, shown_case=shown, first_failure=failures[shown][0],
-                      mistakes=mistakes, diagnostics=self._diagnostics(runs, wrong_outputs, mistakes, failing),
+                      mistakes=mistakes, diagnostics=self._diagnostics(runs, wrong_outputs, mistakes, failures),
                       wrong_outputs=[self.outputs[k] for k in wrong_outputs], wrong_numbers=wrong_numbers,
                       modified=[n for n in self.cases[0].inputs if any(n in r.modified for r in runs)],
                       unwritten=[i for i, r in enumerate(runs) if r.placeholder],
-                      unfinished_outputs=[self.outputs[k] for k in unfinished])
+                      unfinished_outputs=[self.outputs[k] for k in unfinished],
+                      unfinished_cases=[i for i, r in enumerate(runs) if r.partial is not None])
 
     def _case_failure(self, i, r):
         """``None`` if the run is right on case ``i``, else ``(text, indices of the wrong outputs)``."""
@@ -402,7 +408,7 @@ class Exercise:
         return compared > 0
 
     # ------------------------------------------------------------ what else the report can say
-    def _diagnostics(self, runs, wrong_outputs, mistakes, failing):
+    def _diagnostics(self, runs, wrong_outputs, mistakes, failures):
         """Impossible values, then a pattern for each wrong output that no catalogued mistake explains."""
         matched = {name for _, outs in mistakes for name in outs}
         diagnostics = self._sanity_messages(runs)
@@ -412,8 +418,12 @@ class Exercise:
                                f"every case: return the outputs in the order {', '.join(self.outputs)}.")
         in_a_swap = {k for pair in swapped for k in pair}
         for k in wrong_outputs:
-            if self.outputs[k] not in matched and k not in in_a_swap:
-                diagnostics += self._generic_diagnostics(runs, k, failing)
+            # output k is wrong, or the function raised, somewhere it is not merely still a placeholder
+            faulty = any(f is not None and k in f[1] and not runs[i].placeholder
+                         and not (runs[i].partial is not None and runs[i].partial[k] is None)
+                         for i, f in enumerate(failures))
+            if self.outputs[k] not in matched and k not in in_a_swap and faulty:
+                diagnostics += self._generic_diagnostics(runs, k, failures)
         return diagnostics
 
     def _swapped_outputs(self, runs, wrong_outputs):
@@ -441,10 +451,13 @@ class Exercise:
                 messages.append(message)
         return messages[:2]
 
-    def _generic_diagnostics(self, runs, k, failing):
+    def _generic_diagnostics(self, runs, k, failures):
         """Patterns across all the cases: a fault only in float32, a value that is not finite, a constant factor."""
         name = self._label(k)
-        if all(self.cases[i].is_float32 for i in failing) and not all(c.is_float32 for c in self.cases):
+        float64 = [i for i, case in enumerate(self.cases) if not case.is_float32]
+        right_in_float64 = all(_given(runs[i], k) is not None and (failures[i] is None or k not in failures[i][1])
+                               for i in float64)
+        if float64 and len(float64) < len(self.cases) and right_in_float64:
             return [f"{name} is right in every float64 case and wrong only in float32: look for an "
                     "overflow or underflow, or a step that loses precision."]
         label = self._first_nonfinite_case(runs, k)
@@ -459,8 +472,8 @@ class Exercise:
     def _first_nonfinite_case(self, runs, k):
         """The label of the first case where output ``k`` is not finite where the reference is, or None."""
         for case, r, exp in zip(self.cases, runs, self.expected):
-            if r.error is None and r.outputs[k].shape == exp[k].shape and np.any(
-                    ~np.isfinite(r.outputs[k]) & np.isfinite(exp[k])):
+            got = _given(r, k)
+            if got is not None and got.shape == exp[k].shape and np.any(~np.isfinite(got) & np.isfinite(exp[k])):
                 return case.label
         return None
 
