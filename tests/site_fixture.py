@@ -129,12 +129,14 @@ def alt_text_notebook():
     plt.close(fig)
 
     nb = nbformat.v4.new_notebook()
-    nb.cells = [
+    nb.cells = [  # two sections, so that the page has its contents beside it and the column of a notebook's page
         nbformat.v4.new_markdown_cell("# Alt text on the site\n\nEach figure below carries its own description."),
+        nbformat.v4.new_markdown_cell("## Two figures of one cell"),
         nbformat.v4.new_code_cell("display(line, metadata=...)\ndisplay(bars, metadata=...)", outputs=[
             _image_output(line_png, {"image/png": {"alt": ALT_TEXTS["line"]}}),
             _image_output(bars_png, {"alt": ALT_TEXTS["bars"]}),
         ]),
+        nbformat.v4.new_markdown_cell("## A precomputed slider view"),
         nbformat.v4.new_code_cell("view.show()", outputs=[controls, live]),
     ]
     return nb
