@@ -87,9 +87,9 @@
       return parts.join(", ");
     }
     var words = image.getAttribute("data-vaelib-alt"), first = setting();
-    function describe() {
-      var now = setting();
-      image.alt = first && words.indexOf(first) >= 0 ? words.replace(first, now)
+    function describe() {  // the starting setting's words, last named in the description, become the new ones
+      var now = setting(), at = first ? words.lastIndexOf(first) : -1;
+      image.alt = at >= 0 ? words.slice(0, at) + now + words.slice(at + first.length)
         : words + (now ? " Setting shown: " + now + "." : "");
     }
     view.addEventListener("input", function () { window.setTimeout(describe, 0); });  // after the player
