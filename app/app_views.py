@@ -179,6 +179,7 @@ class ExplorerPage:
         self.widget.add_class("vaelib-app")
         self._current = None  # (what is being built, index of the view)
         self._last_shown, self._last_model = 0.0, None
+        self._last_point = self._pace = None  # for the estimate of the time left
         self._say("Starting: reading the trained models.")
 
     # ------------------------------------------------------------ progress
@@ -206,13 +207,19 @@ class ExplorerPage:
         self.messages = (self.messages + [line])[-3:]
 
     def _seconds_left(self, progress, k):
-        """This model's epochs to go, and every later model's, at this model's pace (an upper bound when
-        later models turn out to be in the cache)."""
+        """This model's epochs to go, and every later model's, at the pace of the latest epochs (an upper
+        bound when later models turn out to be in the cache)."""
         if progress.epoch <= 0 or not 0 <= k < len(self.plan):
             return None
-        pace = progress.seconds / progress.epoch
+        point = (progress.label, progress.waiting, progress.epoch, progress.seconds)
+        last, self._last_point = self._last_point, point
+        if last is not None and last[:2] == point[:2] and point[2] > last[2]:
+            pace = (point[3] - last[3]) / (point[2] - last[2])  # the first epoch also compiles: leave it out
+            self._pace = pace if self._pace is None else 0.7 * self._pace + 0.3 * pace
+        elif self._pace is None:
+            self._pace = progress.seconds / progress.epoch
         later = sum(self.plan[k + 1:])
-        return pace * (progress.epochs - progress.epoch + later)
+        return self._pace * (progress.epochs - progress.epoch + later)
 
     def _say(self, text, value=None, maximum=None):
         first_start = ("<p>The first start on a machine trains the models this page needs, once for every "
