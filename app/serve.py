@@ -24,10 +24,6 @@ SETTINGS = [
     # (Without it a page shows only a spinner until every cell has run.) Voila cannot heat kernels then.
     "--VoilaConfiguration.progressive_rendering=True",
     "--VoilaConfiguration.show_tracebacks=True",
-    # Voila loads every JupyterLab extension of the environment into the page. These two are JupyterLab's
-    # (a Voila preview button, and JupyterLab's widget manager, where Voila has its own) and built for
-    # another JupyterLab version than Voila's page: they only add warnings to the browser's console.
-    "--VoilaConfiguration.extension_denylist=@voila-dashboards/jupyterlab-preview",
     # Kernels of closed pages: a kernel that has had no page connected and nothing to do for 10 minutes is
     # shut down (checked every minute). A page left open keeps its kernel.
     "--MappingKernelManager.cull_idle_timeout=600",
