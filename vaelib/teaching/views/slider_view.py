@@ -36,13 +36,15 @@ from typing import NamedTuple
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
 
+from vaelib.teaching.figures import DPI
+
 #: A view with more settings than this is not precomputed (its page says it needs a kernel).
 MAX_STATIC_FRAMES = 256
 #: Colours in the palette of a precomputed frame (an indexed PNG is 2-4x smaller than RGBA).
 FRAME_COLOURS = 64
-#: Resolution of a precomputed frame: 72 dpi keeps a 10-inch figure 720 pixels wide, legible, and its
-#: PNG about 40 % smaller than at the notebook's 100 dpi (the frames of a notebook are its largest part).
-FRAME_DPI = 72
+#: Resolution of a precomputed frame: that of every figure (:mod:`vaelib.teaching.figures`), so that a
+#: frame's 10-pt text shows at 12 px or more where the site shows it.
+FRAME_DPI = DPI
 #: ``metadata["vaelib"]["role"]`` of the two outputs :meth:`SliderView.show` makes.
 CONTROLS_ROLE, FIGURE_ROLE = "slider-view-controls", "slider-view-figure"
 #: CSS classes of the readout's and the figure's widgets, and of the figure's words (:meth:`SliderView.widget`).
@@ -105,7 +107,7 @@ def compressed_png(fig, colours=FRAME_COLOURS, dpi=FRAME_DPI):
     image = Image.open(buffer).convert("RGB")
     indexed = image.quantize(colors=colours, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE)
     out = io.BytesIO()
-    indexed.save(out, format="PNG", optimize=True)
+    indexed.save(out, format="PNG", optimize=True, dpi=(dpi, dpi))  # the dpi, for whoever measures the text
     return out.getvalue()
 
 
