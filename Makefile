@@ -43,16 +43,19 @@ test: $(VENV)/.dev-installed
 test-browser: $(VENV)/.dev-installed
 	$(BIN)/python -m pytest -m browser tests/test_browser_sliders.py
 
-# The oldest versions we declare. pyproject.toml's ">=" floors of the runtime dependencies and of the
-# test tools below, each pinned with "==" (tools/floor_requirements.py reads them on every run, so they
-# cannot drift), installed from wheels into a separate environment: the unit tests and every notebook
-# run there (not the browser tests; the site's tests skip, its tools not being installed). nbval
-# compares the "# NBVAL_CHECK_OUTPUT" cells as in the main suite: they print the same under the floors.
-# OpenBLAS picks its matrix-product kernel by CPU, and its versions pick differently (on AMD EPYC,
-# NumPy 1.26's OpenBLAS 0.3.23 takes "Cooperlake" where NumPy 2's takes "SkylakeX"); another kernel
-# sums in another order, and training ends in other models, as on another machine. So the floors run
-# with the main environment's kernel and train its models bit for bit: their checks then test the
-# floors, not a kernel. FLOORS_OPENBLAS_CORETYPE= (empty) leaves the choice to OpenBLAS.
+# The oldest versions we declare, tested. tools/floor_requirements.py reads pyproject.toml's ">=" floors
+# (of the runtime dependencies, and of the test tools below) on every run and pins each with "==", so the
+# pins cannot drift; pip installs exactly those, from wheels (what a learner without a compiler gets), or
+# stops. (A resolver's "lowest" mode would quietly take a newer version where a floor cannot be had.)
+# The unit tests and every notebook run there, the notebooks in the floors' Python (--nbval-current-env);
+# the browser tests are left out, and the site's tests skip (its tools are not installed). nbval still
+# compares the "# NBVAL_CHECK_OUTPUT" cells: they print the same under the floors.
+# OpenBLAS picks its matrix-product kernel by CPU, and its versions pick differently (on AMD EPYC, NumPy
+# 1.26's OpenBLAS 0.3.23 takes "Cooperlake" where NumPy 2's takes "SkylakeX"). Another kernel sums in
+# another order, and training ends in other models, as on another machine (there, four checks of
+# notebooks 08 and 09 fail today). So the floors run with the main environment's kernel and train its
+# models bit for bit: their checks test the floors, not a kernel. FLOORS_OPENBLAS_CORETYPE= (empty)
+# leaves the choice to OpenBLAS.
 FLOORS_VENV  ?= .venv-floors
 FLOORS_TOOLS := ipykernel pytest hypothesis nbval playwright
 FLOORS_OPENBLAS_CORETYPE ?= $(shell $(BIN)/python -c 'import numpy; from threadpoolctl import threadpool_info; \
