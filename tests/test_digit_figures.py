@@ -1,4 +1,6 @@
-"""Tests for vaelib.teaching.digit_figures: mosaic layout, the latent grid, decoder means, interpolation."""
+"""Tests for vaelib.teaching.digit_figures: mosaic layout, the latent grid, decoder means, interpolation, codes by class."""
+
+import itertools
 
 import matplotlib
 
@@ -7,10 +9,13 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
+from colorspacious import cspace_convert, deltaE
+from matplotlib.markers import MarkerStyle
 from scipy.special import expit
 
 from vaelib.core.vae import VAEConfig, decode, encode, init_params
 from vaelib.teaching import digit_figures as figs
+from vaelib.teaching.figures import PALETTE
 
 
 @pytest.fixture
@@ -126,17 +131,73 @@ def test_interpolation_endpoints_are_exact_in_float32(rng):
 
 
 # ---------------------------------------------------------------- scatter by label
-def test_scatter_by_label_draws_one_labelled_collection_per_digit(rng):
+def test_scatter_by_label_draws_each_point_as_its_digit_in_its_class_colour(rng):
     points = rng.standard_normal((30, 2))
     labels = np.repeat([0, 3, 7], 10)
     fig, ax = plt.subplots()
-    drawn = figs.scatter_by_label(ax, points, labels)
+    drawn = figs.scatter_by_label(ax, points, labels, alpha=1.0)
     assert list(drawn) == [0, 3, 7]
     for k, collection in drawn.items():
         np.testing.assert_array_equal(collection.get_offsets(), points[labels == k])
         assert collection.get_label() == str(k)
+        np.testing.assert_allclose(collection.get_facecolor()[0], matplotlib.colors.to_rgba(figs.DIGIT_COLOURS[k]))
+        glyph = MarkerStyle(f"${k}$")                                      # the digit, as mathtext draws it
+        np.testing.assert_allclose(collection.get_paths()[0].vertices,
+                                   glyph.get_path().transformed(glyph.get_transform()).vertices)
     assert [t.get_text() for t in ax.legend().get_texts()] == ["0", "3", "7"]
     plt.close(fig)
+
+
+def test_every_digit_has_a_marker_of_its_own():
+    shapes = [MarkerStyle(figs.digit_marker(k)).get_path().vertices for k in range(10)]
+    for a, b in itertools.combinations(range(10), 2):
+        assert shapes[a].shape != shapes[b].shape or not np.allclose(shapes[a], shapes[b]), (a, b)
+
+
+def test_class_centres_are_medians_and_labels_sit_on_them():
+    points = np.array([[0.0, 0.0], [1.0, 10.0], [5.0, 2.0], [-4.0, -4.0], [-2.0, -1.0]])
+    labels = np.array([2, 2, 2, 9, 9])
+    centres = figs.class_centres(points, labels)
+    assert list(centres) == [2, 9]
+    np.testing.assert_array_equal(centres[2], [1.0, 2.0])                  # medians of (0, 1, 5) and (0, 10, 2)
+    np.testing.assert_array_equal(centres[9], [-3.0, -2.5])                # means of two, the median of two
+    fig, ax = plt.subplots()
+    texts = figs.label_class_centres(ax, points, labels)
+    for k, text in texts.items():
+        assert text.get_text() == str(k) and text.get_position() == tuple(centres[k])
+        assert matplotlib.colors.same_color(text.get_color(), figs.DIGIT_COLOURS[k])
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------- the classes' colours
+def seen_with(colour, cvd_type):
+    """A colour as seen with a full deuteranomaly or protanomaly (colorspacious' model), in sRGB."""
+    space = {"name": "sRGB1+CVD", "cvd_type": cvd_type, "severity": 100}
+    return np.clip(cspace_convert(matplotlib.colors.to_rgb(colour), space, "sRGB1"), 0, 1)
+
+
+def test_digit_colours_are_okabe_ito_and_no_two_classes_share_colour_and_marker():
+    assert len(figs.DIGIT_COLOURS) == 10
+    assert set(figs.DIGIT_COLOURS) <= set(PALETTE.values()) - {PALETTE["yellow"]}   # yellow is faint on white
+    styles = {(colour, figs.digit_marker(k)) for k, colour in enumerate(figs.DIGIT_COLOURS)}
+    assert len(styles) == 10
+    assert len({figs.DIGIT_COLOURS[k] for k in (2, 3, 4, 5, 6, 8, 9)}) == 7     # the crowded middle: one each
+
+
+@pytest.mark.parametrize("cvd_type", ["deuteranomaly", "protanomaly"])
+def test_classes_of_different_colours_stay_apart_for_red_green_colour_blindness(cvd_type):
+    colours = figs.DIGIT_COLOURS
+    for a, b in itertools.combinations(range(10), 2):
+        if colours[a] != colours[b]:
+            assert deltaE(seen_with(colours[a], cvd_type), seen_with(colours[b], cvd_type),
+                          input_space="sRGB1") > 12, (a, b)
+    for a, b in ((5, 8), (4, 9), (3, 5), (3, 8), (2, 6)):                    # the closest centres, as documented
+        assert deltaE(seen_with(colours[a], cvd_type), seen_with(colours[b], cvd_type), input_space="sRGB1") > 20
+    # Matplotlib's default colours, which these replace, bring some classes within 12 units
+    # (under deuteranopia 2 and 3, green and red, within 6), so the threshold tells the two apart.
+    tab10 = [c["color"] for c in matplotlib.rcParamsDefault["axes.prop_cycle"]]
+    assert min(deltaE(seen_with(a, cvd_type), seen_with(b, cvd_type), input_space="sRGB1")
+               for a, b in itertools.combinations(tab10, 2)) < 12
 
 
 # ---------------------------------------------------------------- the colour map

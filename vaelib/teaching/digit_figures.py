@@ -6,22 +6,28 @@ For a Bernoulli decoder the mean is ``sigmoid(logits)``, the probability that
 each pixel is 1; it is a grey map, not an image the model would draw (those
 are Bernoulli draws from it).
 
-Three pictures:
+Four pictures:
 
 - :func:`mosaic` tiles images into one array (and :func:`show_mosaic` draws it);
 - :func:`decoded_manifold` decodes a grid of points of a 2-D latent space,
   laid out so that the mosaic sits on the latent axes (:func:`latent_grid_2d`);
 - :func:`interpolation` decodes the straight line between the posterior
-  means of two images.
+  means of two images;
+- :func:`scatter_by_label` draws 2-D codes, each point as its digit class in the
+  class's colour (:data:`DIGIT_COLOURS`), and :func:`label_class_centres` names
+  each class at its centre: two channels besides colour.
 
-Each returns arrays; nothing here trains or evaluates a model.
+:func:`mosaic`, :func:`decoded_manifold` and :func:`interpolation` return arrays; the others draw
+on a given Axes. Nothing here trains or evaluates a model.
 """
 
 import matplotlib
 import numpy as np
+from matplotlib import patheffects
 
 from vaelib.core.layers import sigmoid
 from vaelib.core.vae import decode, encode
+from vaelib.teaching.figures import PALETTE
 
 #: Grey levels of :data:`DIGIT_CMAP`. At the size of a mosaic 32 look the same as 256 (only probabilities below
 #: 1/32 turn white), and the PNGs are smaller: notebook 07's decoded 2-D manifold is 137 KB instead of 160 KB at
@@ -33,6 +39,18 @@ DIGIT_CMAP = matplotlib.colormaps["gray_r"].resampled(DIGIT_LEVELS)
 
 #: The value of the lines between the tiles of a mosaic: a light grey under :data:`DIGIT_CMAP`.
 SEPARATOR = 0.25
+
+#: A colour per digit class, 0 to 9, from Okabe and Ito's palette (:data:`~vaelib.teaching.figures.PALETTE`,
+#: without its yellow, too faint for a glyph on white): seven colours for ten classes. Chosen for the codes
+#: of notebook 07's 2-D model. The seven classes whose codes crowd the middle of the plane (2, 3, 4, 5, 6, 8,
+#: 9) have seven different colours; the pairs whose centres lie closest there (5 and 8, 4 and 9, 3 and 5,
+#: 3 and 8, 2 and 6) stay at least 20 CAM02-UCS units apart under deuteranopia and protanopia. 0 and 1, at
+#: the bottom right and far to the left, share blue with 9, at the top; 7, at the top, shares vermillion
+#: with 2, below the middle. :func:`scatter_by_label` draws each point as its digit, so no two classes share
+#: both colour and marker.
+DIGIT_COLOURS = tuple(PALETTE[name] for name in (
+    "blue", "blue", "vermillion", "bluish green", "sky blue", "orange", "reddish purple", "vermillion", "black",
+    "blue"))
 
 
 def mosaic(images, n_cols, image_shape=(28, 28), pad=1, fill=SEPARATOR):
@@ -208,8 +226,11 @@ def interpolation(params, config, x_start, x_end, n_steps=10):
     return z, decoder_means(params, z, config)
 
 
-def scatter_by_label(ax, points, labels, size=6, alpha=0.7):
-    """Scatter 2-D points, one colour per digit class, each labelled for a legend.
+def scatter_by_label(ax, points, labels, size=40, alpha=0.8, colours=DIGIT_COLOURS):
+    """Scatter 2-D points, each drawn as its digit class (the glyph is the marker), in its class's colour.
+
+    The glyph tells every class apart on its own, in any colour vision and in grey;
+    the colour (:data:`DIGIT_COLOURS`) lets the eye find a cluster.
 
     Parameters
     ----------
@@ -217,14 +238,61 @@ def scatter_by_label(ax, points, labels, size=6, alpha=0.7):
     points : ndarray, shape (n, 2)
     labels : ndarray of int, shape (n,), digit classes 0-9
     size, alpha : float
-        Marker size (points^2) and opacity.
+        Marker size (points^2; a glyph's larger side is about ``sqrt(size)`` points) and opacity.
+    colours : sequence of 10 colours
+        The colour of class ``k`` is ``colours[k]``.
 
     Returns
     -------
-    dict of int -> matplotlib.collections.PathCollection, one per class present, in class order.
+    dict of int -> matplotlib.collections.PathCollection, one per class present, in class order,
+    each labelled with its digit for a legend.
     """
     points, labels = np.asarray(points), np.asarray(labels)
-    colours = [f"C{k}" for k in range(10)]  # matplotlib's tab10 cycle: ten distinct colours
     return {int(k): ax.scatter(points[labels == k, 0], points[labels == k, 1], s=size, alpha=alpha,
-                               color=colours[int(k) % 10], label=str(int(k)), linewidths=0)
+                               marker=digit_marker(k), color=colours[int(k)], label=str(int(k)), linewidths=0)
             for k in np.unique(labels)}
+
+
+def digit_marker(k):
+    """The marker that draws digit ``k`` as a glyph (Matplotlib's mathtext marker ``"$k$"``)."""
+    return f"${int(k)}$"
+
+
+def class_centres(points, labels):
+    """Each class's centre: the median of its points, coordinate by coordinate.
+
+    Parameters
+    ----------
+    points : ndarray, shape (n, 2)
+    labels : ndarray of int, shape (n,)
+
+    Returns
+    -------
+    dict of int -> ndarray, shape (2,), one per class present, in class order.
+    """
+    points, labels = np.asarray(points), np.asarray(labels)
+    return {int(k): np.median(points[labels == k], axis=0) for k in np.unique(labels)}
+
+
+def label_class_centres(ax, points, labels, colours=DIGIT_COLOURS, fontsize=16):
+    """Write each class's digit, large and bold, at its :func:`class_centres` point, with a white outline.
+
+    A direct label: the reader finds a cluster by its name, not by matching a colour to a legend.
+
+    Parameters
+    ----------
+    ax : matplotlib Axes
+    points : ndarray, shape (n, 2)
+    labels : ndarray of int, shape (n,), digit classes 0-9
+    colours : sequence of 10 colours
+    fontsize : float
+        In points.
+
+    Returns
+    -------
+    dict of int -> matplotlib.text.Text, one per class present, in class order.
+    """
+    halo = [patheffects.withStroke(linewidth=4, foreground="white")]
+    return {k: ax.text(x, y, str(k), color=colours[k], fontsize=fontsize, fontweight="bold", ha="center",
+                       va="center", path_effects=halo, zorder=3)
+            for k, (x, y) in class_centres(points, labels).items()}
