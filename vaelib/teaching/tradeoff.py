@@ -94,7 +94,8 @@ def model_terms(params, x, config, eps, batch_size=500):
     x : ndarray, shape (n, n_pixels)
     config : VAEConfig
     eps : ndarray, shape (S, n, n_latent)
-        Standard normal noise: ``S`` draws ``z = mu + std * eps ~ q(z|x)`` per image.
+        Standard normal noise: ``S`` draws ``z = mu + std * eps ~ q(z|x)`` per image, ``S >= 2``
+        (the variance over the draws needs two).
     batch_size : int
         Images encoded and decoded at once.
 
@@ -416,13 +417,16 @@ def marginal_kl_by_quadrature(mu, log_var, grid):
 
 
 def zero_rate_distortion(train, test):
-    r"""The distortion of the best decoder that ignores ``z``, on the test images (Bernoulli).
+    r"""The least distortion any model with rate 0 can have on the test images (Bernoulli decoder).
 
-    A decoder whose output does not depend on ``z`` is one product of Bernoullis for every image;
-    on the test images the best one has ``p_d`` = the test images' pixel means ``\bar x_d``, and its
-    distortion is the sum of the pixel entropies (a lower bound for every model with rate 0).
-    The same decoder fitted on the training images (pixel means smoothed as ``(k + 1/2) / (n + 1)``,
-    so no pixel gets probability 0) is what a zero-rate model can learn.
+    With rate 0, ``q(z|x) = p(z)`` for every image, so ``z`` does not depend on the image. The
+    decoder may still vary with ``z``, but at each ``z`` it is one product of Bernoullis with
+    probabilities ``p_d(z)`` for every image alike, and its distortion averaged over the test
+    images is the cross-entropy ``sum_d H(\bar x_d, p_d(z))``, ``\bar x_d`` the test images' pixel
+    means. A cross-entropy is never below the entropy, so every ``z``, and hence their average,
+    gives at least ``sum_d H(\bar x_d)``, with equality at ``p_d = \bar x_d``. The decoder
+    ``p_d`` = the training images' pixel means (smoothed as ``(k + 1/2) / (n + 1)``, so no pixel
+    gets probability 0) is what a zero-rate model can learn.
 
     Parameters
     ----------
