@@ -1,14 +1,21 @@
 """Tests for vaelib.teaching.views.elbo_sign: the terms it computes, the training it runs, the beta slider."""
 
+import io
 from dataclasses import replace
 
+import matplotlib
 import numpy as np
 import pytest
+from matplotlib.colors import to_hex
+from matplotlib.text import Text
+from PIL import Image
 from scipy.special import expit
 from scipy.stats import bernoulli, norm
 
 from vaelib.core.vae import VAEConfig, decode, encode, init_params
+from vaelib.teaching import figures
 from vaelib.teaching.views import elbo_sign
+from vaelib.teaching.views.slider_view import compressed_png
 
 D, L, B = 16, 2, 6
 
@@ -109,7 +116,7 @@ def test_slider_moves_bars_marker_and_readout(table):
     view = elbo_sign.make_elbo_sign_view(table, beta=0.5)
     ax_bar, ax_curve = view.fig.axes
     bars = ax_bar.patches
-    marker = ax_curve.lines[2]
+    marker, chosen = ax_curve.lines[2:4]
 
     def check(i):
         beta, rec, kl = table["beta"][i], table["reconstruction"][i], table["kl"][i]
@@ -117,9 +124,11 @@ def test_slider_moves_bars_marker_and_readout(table):
         np.testing.assert_allclose([b.get_height() for b in bars], expected, rtol=1e-12)
         np.testing.assert_allclose(marker.get_xdata(), [beta, beta])
         np.testing.assert_allclose(marker.get_ydata(), [rec, kl])
-        assert f"loss = rec + beta * KL          = {rec + beta * kl:.3f}" in view.readout
+        assert f"loss = rec + β * KL             = {rec + beta * kl:.3f}" in view.readout
         assert f"ELBO = -(rec + KL)              = {-(rec + kl):.3f}" in view.readout
-        assert f"beta = {beta:g}\n" in view.readout
+        assert f"β = {beta:g}\n" in view.readout
+        assert ax_bar.get_title() == f"the model trained at $\\beta$ = {beta:g}"
+        np.testing.assert_allclose(chosen.get_xdata(), [beta, beta])
 
     check(0)
     heights_before = [b.get_height() for b in bars]
@@ -130,12 +139,59 @@ def test_slider_moves_bars_marker_and_readout(table):
     check(1)
 
 
+def all_text(fig):
+    """Every visible text of a figure: titles, axis labels, tick labels, legends."""
+    return [t for t in fig.findobj(Text) if t.get_visible() and t.get_text().strip()]
 
 
-def test_figure_is_large_enough_to_read(table):
+def test_figure_is_drawn_for_the_column_whatever_the_callers_settings(table):
+    # small defaults, as a notebook's old rcParams might set them: the view keeps its own style
+    with matplotlib.rc_context({"font.size": 6, "xtick.labelsize": 6, "figure.dpi": 72, "legend.fontsize": 6}):
+        view = elbo_sign.make_elbo_sign_view(table)
+    width, _ = view.fig.get_size_inches()
+    assert width <= figures.WIDTH and view.fig.dpi == figures.DPI
+    texts = all_text(view.fig)
+    assert len(texts) > 15  # titles, labels, ticks, the legend
+    assert min(t.get_fontsize() for t in texts) >= figures.SMALLEST_POINTS
+    # 10-pt text shows at 12 px or more in the site's column, by hand: 10 / 72 * dpi * min(1, 688 / width px)
+    assert 10 / 72 * view.fig.dpi * min(1, 688 / (width * view.fig.dpi)) >= 12
+    png = Image.open(io.BytesIO(compressed_png(view.fig)))
+    assert png.size[0] == round(width * figures.DPI)
+    assert png.info["dpi"][0] == pytest.approx(figures.DPI, abs=0.01)  # stored as whole pixels per metre
+
+
+def test_no_series_is_told_by_colour_alone(table):
     view = elbo_sign.make_elbo_sign_view(table)
-    width, height = view.fig.get_size_inches()
-    assert width >= 9 and height >= 3.5 and view.fig.dpi >= 100
-    for ax in view.fig.axes:
-        for label in ax.get_xticklabels() + ax.get_yticklabels():
-            assert label.get_fontsize() >= 9
+    ax_bar, ax_curve = view.fig.axes
+    rec, kl = ax_curve.lines[:2]
+    # the two curves differ in dash and marker as well as colour, and the legend names both
+    assert rec.get_linestyle() == "-" and kl.get_linestyle() == "--"
+    assert rec.get_marker() != kl.get_marker()
+    assert [t.get_text() for t in ax_curve.get_legend().get_texts()] == ["reconstruction", "KL"]
+    # every bar is named by its tick label; beta * KL is the KL's colour, hatched
+    assert [t.get_text() for t in ax_bar.get_xticklabels()] == list(elbo_sign.BAR_LABELS)
+    assert [bool(b.get_hatch()) for b in ax_bar.patches] == [False, False, True, False]
+    palette = {to_hex(c) for c in figures.PALETTE.values()} | {"#ffffff"}
+    colours = [line.get_color() for line in ax_curve.lines[:2]] + [b.get_facecolor() for b in ax_bar.patches]
+    assert {to_hex(c) for c in colours} <= palette
+
+
+def test_alt_text_describes_the_figure_with_the_tables_numbers_and_names_the_setting(table):
+    view = elbo_sign.make_elbo_sign_view(table, beta=1.0)
+    words = view.alt_text()
+    assert words.endswith("Setting shown: β = 1.")
+    # the table's ends, formatted here: beta 0.5 -> 4, the KL falls and the reconstruction rises (checked above)
+    for value in (table["kl"][0], table["kl"][-1], table["reconstruction"][0], table["reconstruction"][-1]):
+        assert f"{value:.2f}" in words
+    assert "KL falls from" in words and "reconstruction term rises from" in words
+    assert "β from 0.5 to 4" in words and "the 3 models trained" in words
+    view.sliders["beta"].value = 4.0
+    assert view.alt_text().endswith("Setting shown: β = 4.")
+    assert view.alt_text().removesuffix("Setting shown: β = 4.") == words.removesuffix("Setting shown: β = 1.")
+
+
+def test_figure_words_say_which_way_each_term_moves():
+    # a made-up table where the KL rises and the reconstruction falls: the words follow the numbers
+    table = {"beta": np.array([1.0, 2.0]), "reconstruction": np.array([5.0, 3.0]), "kl": np.array([1.0, 2.0])}
+    words = elbo_sign.figure_words(table)
+    assert "KL rises from 1.00 to 2.00 nats" in words and "reconstruction term falls from 5.00 to 3.00;" in words

@@ -23,11 +23,13 @@ from threadpoolctl import threadpool_limits
 
 from vaelib.core.vae import negative_elbo_forward
 from vaelib.machinery.train import Trainer
+from vaelib.teaching import figures
 from .slider_view import SliderView, value_slider
 
-BAR_LABELS = ("reconstruction", "KL", "beta * KL", "loss")
-#: Figure size (inches), resolution (dots per inch) and font size (points): readable at 100 %.
-FIGSIZE, DPI, FONTSIZE = (10, 4), 100, 10
+#: The bars' labels: reconstruction, KL, beta * KL, loss.
+BAR_LABELS = ("reconstruction", "KL", r"$\beta\cdot$KL", "loss")
+#: Figure size (inches): the full width of :mod:`vaelib.teaching.figures`, at its dpi.
+FIGSIZE = (figures.WIDTH, 3.6)
 
 
 def noise_averaged_terms(params, x, eps, config):
@@ -135,12 +137,35 @@ def readout(table, i):
     """The numbers the view shows for row ``i``, as text."""
     beta, rec, kl = table["beta"][i], table["reconstruction"][i], table["kl"][i]
     return (
-        f"beta = {beta:g}\n"
+        f"β = {beta:g}\n"
         f"reconstruction -E_q[log p(x|z)] = {rec:.3f} nats (minimised)\n"
         f"KL(q(z|x) || p(z))              = {kl:.3f} nats (minimised)\n"
-        f"beta * KL                       = {beta * kl:.3f} nats\n"
-        f"loss = rec + beta * KL          = {rec + beta * kl:.3f} nats (minimised)\n"
+        f"β * KL                          = {beta * kl:.3f} nats\n"
+        f"loss = rec + β * KL             = {rec + beta * kl:.3f} nats (minimised)\n"
         f"ELBO = -(rec + KL)              = {-(rec + kl):.3f} nats (maximised)"
+    )
+
+
+def _trend(values):
+    """How a sequence moves from its first to its last value, in a word."""
+    return "falls" if values[-1] < values[0] else "rises" if values[-1] > values[0] else "goes"
+
+
+def figure_words(table):
+    """What the view's figure shows, in words (its alt text), with the numbers of ``table``.
+
+    The same words describe every setting: the figure's setting (the chosen
+    ``beta``) is named by :meth:`SliderView.alt_text`, and the chosen model's
+    numbers are in the readout.
+    """
+    betas, rec, kl = table["beta"], table["reconstruction"], table["kl"]
+    return (
+        "Left, four bars in nats per image for the model trained at the chosen β: the reconstruction term, "
+        "the KL, β times the KL, and the loss, reconstruction plus β times KL. Right, on the same axis, the "
+        f"reconstruction term (solid, circles) and the KL (dashed, squares) of the {len(betas)} models trained "
+        f"with β from {betas[0]:g} to {betas[-1]:g}: as β grows the KL {_trend(kl)} from {kl[0]:.2f} to "
+        f"{kl[-1]:.2f} nats and the reconstruction term {_trend(rec)} from {rec[0]:.2f} to {rec[-1]:.2f}; "
+        "a dotted line and rings mark the chosen β."
     )
 
 
@@ -149,7 +174,12 @@ def make_elbo_sign_view(table, beta=None):
 
     Left: bars of reconstruction, KL, beta * KL and the loss for the model
     trained at the chosen ``beta``. Right: reconstruction and KL of every
-    trained model against ``beta``, with a marker at the chosen one.
+    trained model against ``beta``, with rings and a vertical line at the
+    chosen one. Drawn in the style of :mod:`vaelib.teaching.figures`
+    (:data:`~vaelib.teaching.figures.WIDTH` wide, 10-pt text, Okabe-Ito colours),
+    whatever the caller's Matplotlib settings; reconstruction is blue and solid,
+    the KL vermillion and dashed, in both panels (the KL bars hatched for
+    ``beta`` times the KL), so that no series is told by colour alone.
 
     Parameters
     ----------
@@ -160,32 +190,44 @@ def make_elbo_sign_view(table, beta=None):
     Returns
     -------
     SliderView
+        Its figure described by :func:`figure_words` (``alt``).
     """
     betas = table["beta"]
-    # one shared y axis (nats) and no legend: the bars' labels and colours name the curves
-    fig, (ax_bar, ax_curve) = plt.subplots(1, 2, figsize=FIGSIZE, dpi=DPI, sharey=True)
-    bars = ax_bar.bar(BAR_LABELS, bar_heights(table, 0), color=["C0", "C1", "C1", "C3"])
-    top = max(bar_heights(table, i).max() for i in range(len(betas)))
-    ax_bar.set_ylim(0, 1.1 * top)
-    ax_bar.set_ylabel("nats per image", fontsize=FONTSIZE)
-    ax_bar.set_title("the model trained at this beta", fontsize=FONTSIZE + 1)
-    ax_bar.tick_params(labelsize=FONTSIZE)
+    blue, vermillion, black = (figures.PALETTE[c] for c in ("blue", "vermillion", "black"))
+    with plt.rc_context(figures.STYLE):
+        # one shared y axis (nats): a bar's top lines up with its model's point on the curves
+        fig, (ax_bar, ax_curve) = plt.subplots(1, 2, figsize=FIGSIZE, sharey=True)
+        bars = ax_bar.bar(range(4), bar_heights(table, 0), color=[blue, vermillion, "white", black],
+                          edgecolor=[blue, vermillion, vermillion, black], hatch=[None, None, "///", None])
+        ax_bar.set_xticks(range(4), BAR_LABELS)
+        top = max(bar_heights(table, i).max() for i in range(len(betas)))
+        ax_bar.set_ylim(0, 1.12 * top)
+        ax_bar.set_ylabel("nats per image")
+        bar_title = ax_bar.set_title(" ")
 
-    ax_curve.plot(betas, table["reconstruction"], "o-", color="C0")
-    ax_curve.plot(betas, table["kl"], "o-", color="C1")
-    (marker,) = ax_curve.plot([], [], "ks", markersize=8, fillstyle="none")
-    ax_curve.locator_params(nbins=5)  # few tick labels: text is most of the rendering time
-    ax_curve.tick_params(labelsize=FONTSIZE)
-    ax_curve.set_xlabel("beta (weight of the KL in the loss)", fontsize=FONTSIZE)
-    ax_curve.set_title("reconstruction (blue), KL (orange): every beta", fontsize=FONTSIZE + 1)
-    # lay out once; fig.tight_layout() would leave a layout engine that costs every savefig an extra draw
-    TightLayoutEngine().execute(fig)
+        ax_curve.plot(betas, table["reconstruction"], color=blue, ls="-", marker=figures.MARKERS[0],
+                      label="reconstruction")
+        ax_curve.plot(betas, table["kl"], color=vermillion, ls="--", marker=figures.MARKERS[1], label="KL")
+        (marker,) = ax_curve.plot([], [], "o", color=black, markersize=13, fillstyle="none", markeredgewidth=1.5,
+                                  clip_on=False)
+        (chosen,) = ax_curve.plot([], [], color=black, ls=":", lw=1.2)
+        ax_curve.margins(x=0.08)  # room for the rings at either end
+        ax_curve.locator_params(axis="x", nbins=5)  # few tick labels: text is most of the rendering time
+        ax_curve.set_xlabel(r"$\beta$ (weight of the KL in the loss)")
+        ax_curve.set_title(r"every trained model, against $\beta$")
+        ax_curve.legend(loc="upper left")
+    top_y = ax_bar.get_ylim()[1]
 
     def update(beta):
         i = int(np.argmin(np.abs(betas - beta)))
         for bar, h in zip(bars, bar_heights(table, i)):
             bar.set_height(h)
+        bar_title.set_text(rf"the model trained at $\beta$ = {betas[i]:g}")
         marker.set_data([betas[i], betas[i]], [table["reconstruction"][i], table["kl"][i]])
+        chosen.set_data([betas[i], betas[i]], [0, top_y])
         return readout(table, i)
 
-    return SliderView(fig, {"beta": value_slider("beta", betas, beta)}, update)
+    update(betas[0])  # the title in place, so that the layout makes room for it
+    # lay out once; fig.tight_layout() would leave a layout engine that costs every savefig an extra draw
+    TightLayoutEngine().execute(fig)
+    return SliderView(fig, {"beta": value_slider("β", betas, beta)}, update, alt=figure_words(table))
