@@ -54,7 +54,7 @@ def build_views():
     yield "01 beta", elbo_sign.make_elbo_sign_view(table), "beta", (4.0, 0.25, 1.0)
     yield "02 q mean", make_elbo_gap_view(), "mu", (1.0, 1.05, -0.5)
     yield "03 sigma", sigma_tradeoff.make_sigma_tradeoff_view(sweep), "sigma", (0.4, 1.6, 0.1)
-    yield "04 sigma (N = 1000)", _estimators_view(make_gradient_estimators_view), "sigma", (0.3, 0.7, 1.5)
+    yield "04 sigma (N = 1000)", _estimators_view(make_gradient_estimators_view), "sigma", (0.2, 0.5, 2.0)
     yield from _app_views()
 
 

@@ -9,21 +9,25 @@ matplotlib.use("Agg")
 import numpy as np
 import pytest
 
+from matplotlib.text import Text
+
+from vaelib.teaching import figures
 from vaelib.teaching.views.gradient_estimators import (
     N_OPTIONS,
+    PANELS,
+    SIGMA_OPTIONS,
     make_gradient_estimators_view,
     shared_bin_edges,
     step_outline,
 )
-
-from figure_checks import assert_readable
+from vaelib.teaching.views.slider_view import FRAME_DPI, compressed_png
 
 MU, N_REPEATS, SEED = 1.0, 400, 3
 
 
-def independent_estimates(sigma, n):
+def independent_estimates(sigma, n, n_repeats=N_REPEATS, seed=SEED):
     """The two estimators of d/dmu E[z^2], written out by hand from the same noise."""
-    eps = np.random.default_rng(SEED).standard_normal((N_REPEATS, max(N_OPTIONS)))[:, :n]
+    eps = np.random.default_rng(seed).standard_normal((n_repeats, max(N_OPTIONS)))[:, :n]
     z = MU + sigma * eps
     pathwise = (2 * z).mean(axis=1)  # f'(z)
     score = (z**2 * eps / sigma).mean(axis=1)  # f(z) * d log q / d mu = f(z) (z - mu) / sigma^2
@@ -106,5 +110,56 @@ def test_step_outline_and_edges_by_hand():
     np.testing.assert_allclose(e, [1.0, 3.25, 5.5, 7.75, 10.0])
 
 
-def test_figure_is_readable(view):
-    assert_readable(view.fig, min_texts=8)
+def test_figure_follows_the_figure_rules(view):
+    """At most 7 inches wide at 100 dpi, so that a frame's 10-pt text shows at 12 px or more on the site;
+    no text under 10 pt; each estimator's outline in its own Okabe-Ito colour, its panel named by its title."""
+    width, _ = view.fig.get_size_inches()
+    assert width <= figures.WIDTH and view.fig.dpi == figures.DPI == FRAME_DPI
+    assert figures.text_px(figures.SMALLEST_POINTS, width, FRAME_DPI) >= 12
+    view.fig.canvas.draw()
+    texts = [t for t in view.fig.findobj(Text) if t.get_visible() and t.get_text()]  # titles, labels, ticks
+    assert len(texts) > 8
+    assert min(t.get_fontsize() for t in texts) >= figures.SMALLEST_POINTS
+    for ax, line, (title, colour) in zip(view.fig.axes, lines_of(view), PANELS):
+        assert ax.get_title(loc="left") == title and ax.get_ylabel() == "density"
+        assert line.get_color() == colour and colour in figures.PALETTE.values()
+    assert "exact value 2" in view.fig.axes[1].get_xlabel()
+
+
+def test_a_frame_is_drawn_at_its_stated_size(view):
+    from PIL import Image
+    import io
+
+    image = Image.open(io.BytesIO(compressed_png(view.fig)))
+    width, height = view.fig.get_size_inches()
+    assert image.size == (round(width * FRAME_DPI), round(height * FRAME_DPI))
+    assert image.info["dpi"] == pytest.approx((FRAME_DPI, FRAME_DPI), abs=0.01)
+
+
+def test_every_frame_has_its_own_words_naming_its_setting(view):
+    settings = view.settings()
+    assert len(settings) == len(SIGMA_OPTIONS) * len(N_OPTIONS)
+    words = [view.alt_text(values) for values in settings]
+    assert len(set(words)) == len(words)
+    for values, text in zip(settings, words):
+        assert text.endswith(f"Setting shown: σ = {values['sigma']:g}, N = {values['n_samples']}.")
+        assert f"{N_REPEATS:,} pathwise estimates" in text and "exact value 2 " in text
+    view.sliders["sigma"].value, view.sliders["n_samples"].value = 0.2, 50
+    assert view.alt_text() == view.alt_text({"sigma": 0.2, "n_samples": 50})
+
+
+@pytest.mark.parametrize("n_repeats, seed", [(N_REPEATS, SEED), (1000, 0)])  # this module's view, notebook 04's
+def test_the_words_hold_at_every_setting(n_repeats, seed):
+    """The description says: the score-function estimates have the larger standard deviation at every setting,
+    far larger at small sigma, and both narrow as N grows. Checked on the view's estimates, written out by hand."""
+    spread = {(sigma, n): [values.std(ddof=1) for values in independent_estimates(sigma, n, n_repeats, seed)]
+              for sigma in SIGMA_OPTIONS for n in N_OPTIONS}
+    for (pathwise, score) in spread.values():
+        assert score > pathwise
+    smallest, largest = min(SIGMA_OPTIONS), max(SIGMA_OPTIONS)
+    for n in N_OPTIONS:
+        ratio = {s: spread[s, n][1] / spread[s, n][0] for s in (smallest, largest)}
+        assert ratio[smallest] > 10 * ratio[largest]
+    for sigma in SIGMA_OPTIONS:
+        for k in range(2):
+            assert all(spread[sigma, a][k] > spread[sigma, b][k] for a, b in zip(N_OPTIONS, N_OPTIONS[1:]))
