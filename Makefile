@@ -52,9 +52,9 @@ test-browser: $(VENV)/.dev-installed
 # compares the "# NBVAL_CHECK_OUTPUT" cells: they print the same under the floors.
 # OpenBLAS picks its matrix-product kernel by CPU, and its versions pick differently (on AMD EPYC, NumPy
 # 1.26's OpenBLAS 0.3.23 takes "Cooperlake" where NumPy 2's takes "SkylakeX"). Another kernel sums in
-# another order, and training ends in other models, as on another machine (there, four checks of
-# notebooks 08 and 09 fail today). So the floors run with the main environment's kernel and train its
-# models bit for bit: their checks test the floors, not a kernel. FLOORS_OPENBLAS_CORETYPE= (empty)
+# another order, and training ends in other models, as on another machine (with those, two checks of
+# notebook 09 fail today: cells 8 and 17). So the floors run with the main environment's kernel and train
+# its models bit for bit: their checks test the floors, not a kernel. FLOORS_OPENBLAS_CORETYPE= (empty)
 # leaves the choice to OpenBLAS.
 FLOORS_VENV  ?= .venv-floors
 FLOORS_TOOLS := ipykernel pytest hypothesis nbval playwright
