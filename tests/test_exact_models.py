@@ -125,9 +125,9 @@ def test_linear_gaussian_posterior_against_bayes_on_a_grid():
     z = np.linspace(-10, 10, 20_001)
     log_unnorm = stats.norm.logpdf(z) + stats.norm.logpdf(x[:, None], W @ z[None, :] + b[:, None], sigma).sum(0)
     density = np.exp(log_unnorm - log_unnorm.max())
-    density /= np.trapezoid(density, z)
-    grid_mean = np.trapezoid(z * density, z)
-    grid_var = np.trapezoid((z - grid_mean) ** 2 * density, z)
+    density /= integrate.trapezoid(density, z)
+    grid_mean = integrate.trapezoid(z * density, z)
+    grid_var = integrate.trapezoid((z - grid_mean) ** 2 * density, z)
     mean, cov = linear_gaussian_posterior(x, W, b, sigma)
     assert mean.shape == (1,) and cov.shape == (1, 1)
     assert mean[0] == pytest.approx(grid_mean, abs=1e-10)
@@ -213,10 +213,10 @@ def test_tanh_bernoulli_log_joint_against_scipy():
 
 def test_tanh_bernoulli_posterior_integrates_to_one_and_is_not_gaussian():
     density = np.exp(tanh_bernoulli_log_posterior(PRIOR_GRID, X_BIN, A, C))
-    assert np.trapezoid(density, PRIOR_GRID) == pytest.approx(1.0, abs=1e-12)
-    mean = np.trapezoid(PRIOR_GRID * density, PRIOR_GRID)
-    sd = np.sqrt(np.trapezoid((PRIOR_GRID - mean) ** 2 * density, PRIOR_GRID))
-    skewness = np.trapezoid(((PRIOR_GRID - mean) / sd) ** 3 * density, PRIOR_GRID)
+    assert integrate.trapezoid(density, PRIOR_GRID) == pytest.approx(1.0, abs=1e-12)
+    mean = integrate.trapezoid(PRIOR_GRID * density, PRIOR_GRID)
+    sd = np.sqrt(integrate.trapezoid((PRIOR_GRID - mean) ** 2 * density, PRIOR_GRID))
+    skewness = integrate.trapezoid(((PRIOR_GRID - mean) / sd) ** 3 * density, PRIOR_GRID)
     assert abs(skewness) > 0.1  # a Gaussian has skewness 0
 
 
