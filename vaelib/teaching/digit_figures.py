@@ -30,8 +30,8 @@ from vaelib.core.vae import decode, encode
 from vaelib.teaching.figures import PALETTE
 
 #: Grey levels of :data:`DIGIT_CMAP`. At the size of a mosaic 32 look the same as 256 (only probabilities below
-#: 1/32 turn white), and the PNGs are smaller: notebook 07's decoded 2-D manifold is 137 KB instead of 160 KB at
-#: 64 levels. With 16, faint grey a learner should see (a decoder that hedges) would vanish.
+#: 1/32 turn white), and the PNGs are smaller: notebook 07's decoded 2-D manifold is 91 KB instead of 113 KB at
+#: 64 levels (and 149 KB at 256). With 16, faint grey a learner should see (a decoder that hedges) would vanish.
 DIGIT_LEVELS = 32
 
 #: Ink dark on a white page: 0 is white, 1 is black.
