@@ -283,3 +283,20 @@ def test_a_killed_trainer_leaves_no_entry_and_the_waiting_process_trains_the_mod
     assert cache.load(key) is not None
     leftovers = [p.name for p in cache.path.iterdir() if p.name.endswith(".tmp")]
     assert leftovers == []
+
+
+def test_the_temporary_files_of_a_killed_writer_are_removed_by_the_next_trainer(cache, data):
+    """A process killed while writing its progress file or its entry leaves a temporary file beside it.
+
+    The next process to hold the entry's lock removes those of that entry, and no others.
+    """
+    key = cache.key(CONFIG, data, epochs=2, batch_size=16, seed=0)
+    entry, progress = cache.entry_path(key), cache.entry_path(key).with_suffix(".progress.json")
+    cache.path.mkdir(parents=True)
+    leftovers = [cache.path / f".{entry.name}.k1ll3d.tmp", cache.path / f".{progress.name}.k1ll3d.tmp"]
+    someone_elses = cache.path / ".0123456789abcdef.npz.wr1t1ng.tmp"
+    for path in leftovers + [someone_elses]:
+        path.write_text("half written")
+    assert fit(cache, data).trained_now
+    assert [p.exists() for p in leftovers] == [False, False]
+    assert someone_elses.exists()

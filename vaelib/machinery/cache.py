@@ -315,11 +315,23 @@ class ModelCache:
             cached = self.load(key) if waited else None  # the process waited for has stored it, unless it stopped
             if cached is not None:
                 return cached
+            if locked:
+                self._remove_leftovers(key)
             return self._train(key, config, data, name, report, epochs=epochs, lr=lr, batch_size=batch_size,
                                seed=seed, engine=engine)
         finally:
             if locked:
                 lock.release()
+
+    def _remove_leftovers(self, key):
+        """Delete the temporary files of an earlier writer of this entry (a process killed mid-write).
+
+        Called with the entry's lock held: only the lock's holder writes the entry and its
+        progress file, so any temporary file of theirs belongs to a process that is gone.
+        """
+        for name in (self.entry_path(key).name, self._sidecar(key, ".progress.json").name):
+            for leftover in self.path.glob(f".{name}.*.tmp"):
+                leftover.unlink(missing_ok=True)
 
     def _sidecar(self, key, suffix):
         """A file beside the entry of ``key``: ``<entry>.lock``, ``<entry>.progress.json``."""
