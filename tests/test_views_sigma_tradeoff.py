@@ -1,18 +1,23 @@
 """Tests for vaelib.teaching.views.sigma_tradeoff: a sigma sweep's numbers against scipy, and the sigma slider."""
 
+import io
 import re
 
+import matplotlib
 import numpy as np
 import pytest
+from matplotlib.colors import to_hex
+from PIL import Image
 from scipy.stats import norm
 
 from vaelib.core.vae import VAEConfig, decode, encode
 from vaelib.machinery.cache import ModelCache
-from vaelib.teaching import tradeoff
+from vaelib.teaching import figures, tradeoff
 from vaelib.teaching.digit_figures import DIGIT_CMAP
 from vaelib.teaching.digit_models import ModelSpec, grey_digits
 from vaelib.teaching.views import sigma_tradeoff
-from figure_checks import assert_readable
+from vaelib.teaching.views.slider_view import compressed_png
+from figure_checks import assert_drawn_for_the_column
 
 SIGMAS = (0.1, 0.5, 2.0)
 N_IMAGES, N_DRAWS, SIDE = 3, 2, 28
@@ -86,7 +91,7 @@ def test_sigma_terms_refuses_unsorted_sigmas():
 def parse_readout(text):
     """sigma, then the four numbers after '=': KL, squared error, -log p(x|z), ELBO."""
     first, *rest = text.splitlines()
-    sigma = float(re.match(r"sigma = (\S+)", first).group(1))
+    sigma = float(re.match(r"σ = (\S+)", first).group(1))
     return sigma, [float(re.search(r"=\s+(-?\d+\.\d+)", line).group(1)) for line in rest]
 
 
@@ -158,8 +163,50 @@ def test_symlog_axis_shows_small_negative_next_to_huge_values():
     assert lo == -1.0 and hi == pytest.approx(60.0)
 
 
-def test_figure_is_readable(view):
-    assert_readable(view.fig, min_texts=10)
+def test_figure_is_drawn_for_the_column_whatever_the_callers_settings(table):
+    # small defaults, as a notebook's old rcParams might set them: the view keeps its own style
+    with matplotlib.rc_context({"font.size": 6, "xtick.labelsize": 6, "ytick.labelsize": 6, "figure.dpi": 72,
+                                "axes.titlesize": 6}):
+        view = sigma_tradeoff.make_sigma_tradeoff_view(table)
+    assert_drawn_for_the_column(view.fig, min_texts=15)
+    png = Image.open(io.BytesIO(compressed_png(view.fig)))
+    assert png.size[0] <= round(figures.WIDTH * figures.DPI)  # the frame the site shows: 700 px at most
+    assert png.info["dpi"][0] == pytest.approx(figures.DPI, abs=0.01)
+
+
+def test_the_two_curves_differ_by_more_than_colour(view):
+    _, ax_kl, ax_rec = view.fig.axes
+    kl, rec = ax_kl.lines[0], ax_rec.lines[0]
+    assert (kl.get_linestyle(), kl.get_marker()) == ("-", "o") and (rec.get_linestyle(), rec.get_marker()) == ("--", "s")
+    assert to_hex(kl.get_color()) == figures.PALETTE["blue"].lower()
+    assert to_hex(rec.get_color()) == figures.PALETTE["vermillion"].lower()
+    # each panel names its curve: its title and its axis label
+    assert ax_kl.get_title().startswith("KL term") and ax_rec.get_title().startswith("reconstruction term")
+
+
+def test_the_slider_is_labelled_sigma_and_the_words_name_the_setting(view, terms):
+    assert view.sliders["sigma"].description == "σ"
+    words = view.alt_text()
+    assert words.endswith("Setting shown: σ = 0.1.")
+    # the sweep's numbers, formatted here: the KL at both ends, the reconstruction term at both ends and at its lowest
+    kl, rec = terms["kl"], terms["reconstruction"]
+    low = int(np.argmin(rec))
+    for number in (kl[0], kl[-1], rec[0], rec[-1], rec[low]):
+        assert f"{number:.2f}" in words
+    assert f"lowest, {rec[low]:.2f} nats" in words and f"at σ = {SIGMAS[low]:g}" in words
+    assert f"KL {'falls' if kl[-1] < kl[0] else 'rises'} from" in words and "from 0.1 to 2 on a log scale" in words
+    assert f"Top, {N_IMAGES} test digits" in words
+    # the same words at every setting, the setting aside: the site's player changes only the setting
+    for sigma in SIGMAS:
+        view.sliders["sigma"].value = sigma
+        assert view.alt_text() == words.replace("σ = 0.1.", f"σ = {sigma:g}.")
+
+
+def test_figure_words_follow_the_numbers():
+    terms = {"sigma": np.array([0.1, 1.0]), "kl": np.array([1.0, 5.0]), "reconstruction": np.array([30.0, 20.0])}
+    words = sigma_tradeoff.figure_words(terms, 4)
+    assert "the KL rises from 1.00 to 5.00 nats" in words and "lowest, 20.00 nats at σ = 1" in words
+    assert "below 0" not in words and "Top, 4 test digits" in words
 
 
 def test_axis_labels_are_in_maths_type(view):

@@ -1,12 +1,18 @@
 """Tests for vaelib.teaching.views.tradeoff_explorer: set a slider, read the artists and the readout."""
 
+import io
 import re
 
+import matplotlib
 import matplotlib.colors as mcolors
 import numpy as np
 import pytest
+from PIL import Image
 
+from figure_checks import assert_drawn_for_the_column
+from vaelib.teaching import figures
 from vaelib.teaching.views import tradeoff_explorer
+from vaelib.teaching.views.slider_view import compressed_png
 
 SIDE, N_IMAGES, N_LATENT = 3, 2, 5
 BETAS = np.array([0.1, 0.5, 2.0, 8.0])
@@ -89,11 +95,14 @@ def test_kl_bars_follow_the_slider(view, table, i):
     bars = view.fig.axes[1].patches
     heights = np.array([b.get_height() for b in bars])
     assert np.array_equal(heights, np.sort(table["kl_per_dim"][i])[::-1])    # largest first
-    grey = mcolors.to_rgba("0.65")
+    blue, grey = mcolors.to_rgba(figures.PALETTE["blue"]), mcolors.to_rgba(tradeoff_explorer.INACTIVE_FACE)
     for bar, height in zip(bars, heights):
         j = int(np.flatnonzero(table["kl_per_dim"][i] == height)[0])
-        assert (bar.get_facecolor() == grey) == (not table["active"][i, j])
-    assert f"{table['active_units'][i]} of {N_LATENT} units active" in view.fig.axes[1].get_title()
+        # an inactive unit's bar is grey and hatched, an active unit's solid blue: told apart without colour too
+        active = bool(table["active"][i, j])
+        assert bar.get_facecolor() == (blue if active else grey)
+        assert bool(bar.get_hatch()) == (not active)
+    assert f"{table['active_units'][i]} of {N_LATENT} units active (solid)" in view.fig.axes[1].get_title()
 
 
 @pytest.mark.parametrize("i", [0, 2])
@@ -181,7 +190,56 @@ def test_figure_text_is_in_maths_type(table, make, weight, distortion):
     view.fig.canvas.draw()                                   # every label parses as mathtext
 
 
-def test_figure_is_readable(view):
-    from figure_checks import assert_readable
+@pytest.mark.parametrize("make", [tradeoff_explorer.make_beta_view, tradeoff_explorer.make_sigma_view])
+def test_figure_is_drawn_for_the_column_whatever_the_callers_settings(table, make):
+    # small defaults, as a notebook's old rcParams might set them: the view keeps its own style
+    with matplotlib.rc_context({"font.size": 6, "xtick.labelsize": 6, "ytick.labelsize": 6, "figure.dpi": 72,
+                                "legend.fontsize": 6, "axes.titlesize": 6}):
+        view = make(table)
+    (slider,) = view.sliders.values()
+    for end in (0, -1):                                      # the titles change with the setting: both ends fit
+        slider.value = slider.options[end][1]
+        assert_drawn_for_the_column(view.fig, min_texts=20)
+    png = Image.open(io.BytesIO(compressed_png(view.fig)))
+    assert png.size[0] <= round(figures.WIDTH * figures.DPI)  # the frame the site shows: 700 px at most
+    assert png.info["dpi"][0] == pytest.approx(figures.DPI, abs=0.01)
 
-    assert_readable(view.fig, min_texts=10)
+
+def test_training_and_test_points_differ_by_more_than_colour(view):
+    train, test = view.fig.axes[0].lines[:2]
+    assert (train.get_marker(), train.get_linestyle(), train.get_fillstyle()) == ("o", "-", "full")
+    assert (test.get_marker(), test.get_linestyle(), test.get_fillstyle()) == ("s", "None", "none")
+    assert mcolors.to_hex(train.get_color()) == figures.PALETTE["blue"].lower()
+    assert mcolors.to_hex(test.get_color()) == figures.PALETTE["vermillion"].lower()
+    labels = [t.get_text() for t in view.fig.axes[0].get_legend().get_texts()]
+    assert labels[:2] == ["training digits", "test digits"]
+
+
+@pytest.mark.parametrize("make, key, label", [(tradeoff_explorer.make_beta_view, "beta", "β"),
+                                              (tradeoff_explorer.make_sigma_view, "sigma", "σ")])
+def test_the_slider_is_named_by_its_symbol_and_the_words_name_the_setting(table, make, key, label):
+    view = make(table)
+    assert view.sliders[key].description == label
+    values = table[key]
+    words = view.alt_text()
+    assert words.endswith(f"Setting shown: {label} = {values[0]:g}.")
+    # the sweep's numbers, formatted here: both ends of the test digits' curve, active units at both ends
+    distortion = table["distortion" if key == "beta" else "half_squared_error"]
+    for number in (f"R = {table['rate'][0]:.1f} nats and {distortion[0]:.1f}",
+                   f"R = {table['rate'][-1]:.2f} nats and {distortion[-1]:.1f}",
+                   f"{label} from {values[0]:g} to {values[-1]:g}", f"each of the {N_LATENT} latent dimensions",
+                   f"({table['active_units'][0]} active units at {label} = {values[0]:g}, "
+                   f"{table['active_units'][-1]} at {label} = {values[-1]:g})", f"Bottom, {N_IMAGES} test digits"):
+        assert number in words
+    # the same words at every setting, the setting aside: the site's player changes only the setting
+    for value in values:
+        view.sliders[key].value = value
+        assert view.alt_text() == words.replace(f"{label} = {values[0]:g}.", f"{label} = {value:g}.")
+
+
+def test_the_two_views_have_their_own_words(table):
+    beta_words = tradeoff_explorer.make_beta_view(table).alt
+    sigma_words = tradeoff_explorer.make_sigma_view(table).alt
+    assert beta_words != sigma_words
+    assert "distortion D in nats up" in beta_words and "D + βR" in beta_words
+    assert "half the squared error" in sigma_words and "σ²R" in sigma_words

@@ -32,8 +32,12 @@ from matplotlib.layout_engine import TightLayoutEngine
 from matplotlib.ticker import FuncFormatter
 
 from vaelib.core.vae import encode
+from vaelib.teaching import figures
 from vaelib.teaching.digit_figures import DIGIT_CMAP, decoder_means, mosaic
 from .slider_view import SliderView, value_slider
+
+#: Figure size (inches): the full width of :mod:`vaelib.teaching.figures`, the digits above the two panels.
+FIGSIZE = (figures.WIDTH, 5.6)
 
 
 def sigma_terms(table):
@@ -81,7 +85,7 @@ def reconstruct(params, x, config):
 def readout(terms, i):
     """The numbers the view shows for model ``i`` of :func:`sigma_terms`, as text."""
     return (
-        f"sigma = {terms['sigma'][i]:g}   (decoder standard deviation; acts as beta = sigma^2)\n"
+        f"σ = {terms['sigma'][i]:g}   (decoder standard deviation; acts as β = σ²)\n"
         f"KL(q(z|x) || p(z))      = {terms['kl'][i]:10.3f} nats\n"
         f"squared error |x - m|^2 = {terms['squared_error'][i]:10.3f} (per image, summed over pixels)\n"
         f"-log p(x|z)             = {terms['reconstruction'][i]:10.3f} nats\n"
@@ -113,8 +117,47 @@ def padded_symlog_limits(values, pad=3.0):
     return (lo * pad if lo < 0 else -unit), (hi * pad if hi > 0 else unit)
 
 
+def _sigmas_text(values):
+    return f"{values[0]:g} to {values[-1]:g}"
+
+
+def figure_words(terms, n_images):
+    """What the view's figure shows, in words (its alt text), with the numbers of ``terms``.
+
+    The same words describe every setting: :meth:`SliderView.alt_text` adds the chosen
+    ``sigma``, and the chosen model's numbers are in the readout.
+
+    Parameters
+    ----------
+    terms : dict
+        From :func:`sigma_terms`.
+    n_images : int
+        Test images in the top panel.
+    """
+    sigmas, kl, rec = terms["sigma"], terms["kl"], terms["reconstruction"]
+    low = int(np.argmin(rec))
+    trend = "falls" if kl[-1] < kl[0] else "rises" if kl[-1] > kl[0] else "stays"
+    lowest = (f"it is lowest, {rec[low]:.2f} nats" + (", below 0," if rec[low] < 0 else "")
+              + f" at σ = {sigmas[low]:g}")
+    return (
+        f"Top, {n_images} test digits in a row, and below them their reconstructions by the model of the chosen σ "
+        f"(the decoder's mean at the posterior mean). Below left, the KL term in nats against the decoder's σ "
+        f"from {_sigmas_text(sigmas)} on a log scale, one circle per trained model: as σ grows the KL {trend} "
+        f"from {kl[0]:.2f} to {kl[-1]:.2f} nats. Below right, the reconstruction term −log p(x|z) in nats "
+        f"against σ, squares on a dashed line, on a symlog axis that is linear near 0: {rec[0]:.2f} nats at "
+        f"σ = {sigmas[0]:g}, {rec[-1]:.2f} at σ = {sigmas[-1]:g}, and {lowest}. Rings mark the chosen σ in both "
+        f"panels. Look for the reconstructions blurring into one smudge as the KL falls towards 0."
+    )
+
+
 def make_sigma_tradeoff_view(table, sigma=None):
     """A sigma slider over a sigma sweep (a :func:`~vaelib.teaching.tradeoff.measure_sweep` table).
+
+    Drawn in the style of :mod:`vaelib.teaching.figures` whatever the caller's Matplotlib
+    settings: :data:`~vaelib.teaching.figures.WIDTH` wide at its dpi, 10-pt text or larger,
+    the KL blue and solid with circles, the reconstruction term vermillion and dashed with
+    squares (each in its own panel, named by its title and axis label), the chosen model
+    ringed in black in both.
 
     Parameters
     ----------
@@ -126,57 +169,64 @@ def make_sigma_tradeoff_view(table, sigma=None):
     Returns
     -------
     SliderView
-        Slider ``sigma``. Artists: ``fig.axes[0].images[0]`` the
+        Slider ``sigma`` (labelled σ), figure described by :func:`figure_words` (``alt``).
+        Artists: ``fig.axes[0].images[0]`` the
         :func:`~vaelib.teaching.digit_figures.mosaic` (no padding) of the test images on
         top and the reconstructions below, drawn with
         :data:`~vaelib.teaching.digit_figures.DIGIT_CMAP` (dark ink on white);
-        ``fig.axes[1].lines[0]`` KL against sigma, ``lines[1]`` the marker on it;
+        ``fig.axes[1].lines[0]`` KL against sigma, ``lines[1]`` the ring on it;
         ``fig.axes[2].lines[0]`` the reconstruction term ``-log p(x|z)`` against
-        sigma (symlog axis), ``lines[1]`` the marker on it.
+        sigma (symlog axis), ``lines[1]`` the ring on it.
     """
     terms = sigma_terms(table)
     sigmas = terms["sigma"]
     originals = table["originals"]
     mosaics = [mosaic(np.concatenate([originals, r]), len(originals), table["image_shape"], pad=0)
                for r in table["reconstructions"]]
-    fig = plt.figure(figsize=(10, 6.4), dpi=100)
-    grid = fig.add_gridspec(2, 2, height_ratios=[1.0, 1.15])
-    ax_img = fig.add_subplot(grid[0, :])
-    image = ax_img.imshow(mosaics[0], cmap=DIGIT_CMAP, vmin=0.0, vmax=1.0, interpolation="nearest")
-    ax_img.set_axis_off()
-    caption = "top: test images; bottom: reconstructions, $\\sigma$ = {:g}"
-    title = ax_img.set_title(caption.format(sigmas[0]), fontsize=11)
+    blue, vermillion = figures.PALETTE["blue"], figures.PALETTE["vermillion"]
+    with plt.rc_context(figures.STYLE):
+        fig = plt.figure(figsize=FIGSIZE)
+        grid = fig.add_gridspec(2, 2, height_ratios=[1.0, 1.45])
+        ax_img = fig.add_subplot(grid[0, :])
+        image = ax_img.imshow(mosaics[0], cmap=DIGIT_CMAP, vmin=0.0, vmax=1.0, interpolation="nearest")
+        ax_img.set_axis_off()
+        caption = "top: test digits; bottom: reconstructions at $\\sigma$ = {:g}"
+        title = ax_img.set_title(caption.format(sigmas[0]))
 
-    ax_kl, ax_rec = fig.add_subplot(grid[1, 0]), fig.add_subplot(grid[1, 1])
-    curves = [(ax_kl, terms["kl"], "C0", r"$\mathrm{KL}(q(z|x)\,\|\,p(z))$ (nats)", "KL term, every model"),
-              (ax_rec, terms["reconstruction"], "C3", r"$-\log p(x|z)$ (nats, symlog)",
-               "reconstruction term, every model")]
-    markers = []
-    for ax, values, color, ylabel, name in curves:
-        ax.plot(sigmas, values, "o-", color=color)
-        (marker,) = ax.plot([], [], "s", color=color, markersize=12, fillstyle="none", markeredgewidth=2)
-        markers.append(marker)
-        ax.set_xscale("log")
-        ax.set_xticks(sigmas, [f"{s:g}" for s in sigmas])
-        ax.minorticks_off()
-        ax.set_xlabel(r"decoder $\sigma$ (pixel units, log scale)")
-        ax.set_ylabel(ylabel, color=color)
-        ax.set_title(name, fontsize=11)
-        ax.grid(True, color="0.9")
-    kl_marker, rec_marker = markers
-    ax_rec.axhline(0.0, color="0.4", lw=1.0, ls=":")
-    ax_rec.set_yscale("symlog", linthresh=symlog_threshold(terms["reconstruction"]), linscale=0.5)
-    ax_rec.set_ylim(*padded_symlog_limits(terms["reconstruction"]))
-    ax_rec.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))  # 1000, not 10^3
-    # lay out once; fig.tight_layout() would leave an engine that re-lays out at every savefig
-    TightLayoutEngine().execute(fig)
+        ax_kl, ax_rec = fig.add_subplot(grid[1, 0]), fig.add_subplot(grid[1, 1])
+        curves = [(ax_kl, terms["kl"], blue, "-", figures.MARKERS[0], r"$\mathrm{KL}(q(z|x)\,\|\,p(z))$ (nats)",
+                   "KL term"),
+                  (ax_rec, terms["reconstruction"], vermillion, "--", figures.MARKERS[1],
+                   r"$-\log p(x|z)$ (nats, symlog)", "reconstruction term")]
+        rings = []
+        for ax, values, color, dash, shape, ylabel, name in curves:
+            ax.plot(sigmas, values, color=color, ls=dash, marker=shape)
+            (ring,) = ax.plot([], [], "o", color="k", markersize=13, fillstyle="none", markeredgewidth=1.5)
+            rings.append(ring)
+            ax.set_xscale("log")
+            ax.set_xticks(sigmas, [f"{s:g}" for s in sigmas])
+            ax.minorticks_off()
+            ax.set_xlabel(r"decoder $\sigma$ (pixel units, log scale)")
+            ax.set_ylabel(ylabel)
+            ax.set_title(f"{name}, every model")
+            ax.grid(True, color="0.9")
+            ax.tick_params(labelsize=figures.SMALLEST_POINTS)  # also for ticks made after the style is gone
+        kl_ring, rec_ring = rings
+        ax_kl.margins(y=0.12)  # room for the ring at either end
+        ax_rec.axhline(0.0, color="0.4", lw=1.0, ls=":")
+        ax_rec.set_yscale("symlog", linthresh=symlog_threshold(terms["reconstruction"]), linscale=0.5)
+        ax_rec.set_ylim(*padded_symlog_limits(terms["reconstruction"]))
+        ax_rec.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))  # 1000, not 10^3
+        # lay out once; fig.tight_layout() would leave an engine that re-lays out at every savefig
+        TightLayoutEngine().execute(fig)
 
     def update(sigma):
         i = int(np.argmin(np.abs(sigmas - sigma)))
         image.set_data(mosaics[i])
         title.set_text(caption.format(sigmas[i]))
-        kl_marker.set_data([sigmas[i]], [terms["kl"][i]])
-        rec_marker.set_data([sigmas[i]], [terms["reconstruction"][i]])
+        kl_ring.set_data([sigmas[i]], [terms["kl"][i]])
+        rec_ring.set_data([sigmas[i]], [terms["reconstruction"][i]])
         return readout(terms, i)
 
-    return SliderView(fig, {"sigma": value_slider("sigma", sigmas, sigma)}, update)
+    return SliderView(fig, {"sigma": value_slider("σ", sigmas, sigma)}, update,
+                      alt=figure_words(terms, len(originals)))
