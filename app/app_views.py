@@ -1,12 +1,12 @@
 """The slider views the app serves (``make app``: Voila on ``app/explorer.ipynb``).
 
 Each entry of :data:`VIEWS` is one view: a title, a caption, the words that
-describe its figure (the image's alt text) and a function that builds it from
-trained models. Models come from the model cache
-(:func:`vaelib.teaching.digit_models.trained`, through the sweeps of
-:mod:`vaelib.teaching.tradeoff`); a missing model is trained first, once
-however many pages ask for it (the cache's lock per model: one kernel trains,
-the others wait and read it). The app serves the entries in order: to add a
+describe its figure (the image's alt text) unless the view carries its own (the
+β and σ views do), and a function that builds it from trained models. Models
+come from the model cache (:func:`vaelib.teaching.digit_models.trained`,
+through the sweeps of :mod:`vaelib.teaching.tradeoff`); a missing model is
+trained first, once however many pages ask for it (the cache's lock per model:
+one kernel trains, the others wait and read it). The app serves the entries in order: to add a
 view, add its line (and its builder).
 
 :class:`ExplorerPage` is the page: a status panel (what is being trained, a
@@ -46,7 +46,8 @@ class AppView:
     key: str
     title: str
     caption: str
-    alt: str  # what the figure shows, in words (its image's alt text, with the slider's setting added)
+    alt: str | None  # what the figure shows, in words, for a view without its own (its image's alt text, with
+    #                 the slider's setting added); None for a view that carries its own words (``SliderView.alt``)
     build: Callable  # () -> SliderView
 
 
@@ -122,20 +123,12 @@ VIEWS = [
             "every model's rate (KL) and distortion (reconstruction term); the ringed one is the model of this β, "
             "and the dashed line is its loss, which no other model beats. Right: the KL of each latent "
             "dimension. Below: test digits, their reconstructions and samples.",
-            "Top left, the rate-distortion plane: rate R in nats across, distortion D in nats up, one point per "
-            "model of the β sweep, the chosen model ringed, and a dashed line of constant loss D + βR through it "
-            "that no other model lies below. Top right, bars of the KL of each of the 20 latent dimensions, "
-            "largest first, active units in colour. Bottom, eight test digits, their reconstructions, and "
-            "samples from the model: look for the reconstructions blurring and the samples turning into one "
-            "average digit as β grows.",
+            None,  # the view's own words (tradeoff_explorer.figure_words)
             beta_view),
     AppView("sigma", "σ: the decoder's noise level acts as β",
             "Five VAEs with a Gaussian decoder of fixed σ on grey digits. The squared error and the KL trade "
             "off as they do under β = σ²: a large σ makes the KL dear, and the latents collapse.",
-            "Top left, the plane of rate R in nats across and half the squared error up, one point per model of "
-            "the σ sweep, the chosen model ringed, and a dashed line of constant loss with slope minus σ squared. "
-            "Top right, bars of the KL of each latent dimension, active units in colour. Bottom, test digits, "
-            "their reconstructions and samples: look for every reconstruction becoming the mean digit at σ = 2.",
+            None,  # the view's own words (tradeoff_explorer.figure_words)
             sigma_view),
     AppView("posterior", "The true posterior of a digit, and the best Gaussians",
             "A VAE with two latents, whose posterior p(z|x) is computed exactly on a grid (black contours). "
