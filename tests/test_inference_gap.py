@@ -21,6 +21,7 @@ from vaelib.teaching.exact_models import (
     linear_gaussian_log_evidence,
     linear_gaussian_posterior,
 )
+from vaelib.teaching import inference_gap
 from vaelib.teaching.inference_gap import (
     FAMILIES,
     GaussianQ,
@@ -179,6 +180,24 @@ def test_grid_rule_needs_q_resolved_and_mass_says_so(linear_posteriors):
     assert q_mass_on_grid(grid, GaussianQ(np.array([9.0, 0.0]), 0.1 * np.eye(2))) < 1e-100
 
 
+def test_grid_rule_holds_down_to_seven_tenths_of_the_spacing(linear_model, linear_posteriors):
+    """The module's stated resolution: a q whose standard deviations are 0.7 grid spacings still has
+    its ELBO to 1e-4 nats (exact: log p(x) - KL); at half a spacing the error is over ten times larger."""
+    config, _, x, W, b = linear_model
+    means, cov = linear_gaussian_posterior(x, W, b, config.sigma)
+    errors = []
+    for spacings in (0.7, 0.5):
+        q = GaussianQ(means[0] + np.array([0.013, -0.021]), spacings * STEP * np.eye(2))
+        exact = linear_posteriors.log_px[0] - gaussian_kl(q.mean, q.cov, means[0], cov)
+        errors.append(abs(elbo_on_grid(linear_posteriors.log_joint[0], linear_posteriors.grid, q) - exact))
+    assert errors[0] < 1e-4 and errors[1] > 10 * errors[0]
+    # normalised by sum_g w_g, the rule is exact for a constant, however poorly the grid holds q
+    narrow = GaussianQ(means[0], STEP / 4 * np.eye(2))
+    shifted = elbo_on_grid(linear_posteriors.log_joint[0] - 1e4, linear_posteriors.grid, narrow)
+    assert shifted == pytest.approx(elbo_on_grid(linear_posteriors.log_joint[0], linear_posteriors.grid, narrow) - 1e4,
+                                    abs=1e-7)
+
+
 def test_standard_nodes_integrate_gaussian_moments():
     t, w = standard_nodes()
     assert w.sum() == pytest.approx(1.0, abs=1e-14)
@@ -234,11 +253,36 @@ def test_best_full_gaussian_is_the_posterior(linear_model, linear_posteriors):
         assert fit.converged and fit.mass == pytest.approx(1.0, abs=1e-9)
 
 
+@pytest.mark.parametrize("family", FAMILIES)
+def test_best_gaussian_gets_there_from_a_poor_start(family, linear_model, linear_posteriors):
+    """The default starts sit on the optimum of a Gaussian posterior already; from a start far off (the
+    mean 0.3 away, four times too wide, no correlation) the optimiser has to do the work."""
+    config, _, x, W, b = linear_model
+    means, cov = linear_gaussian_posterior(x, W, b, config.sigma)
+    log_joint, grid = linear_posteriors.log_joint[0], linear_posteriors.grid
+    best = best_gaussian(log_joint, grid, family)
+    far = GaussianQ(means[0] + 0.3, 4 * np.diag(np.sqrt(np.diag(cov))))
+    fit = best_gaussian(log_joint, grid, family, starts=[far])
+    assert elbo_on_grid(log_joint, grid, far) < best.elbo - 1.0
+    assert fit.converged and fit.elbo == pytest.approx(best.elbo, abs=1e-8)
+    np.testing.assert_allclose(fit.q.mean, means[0], atol=1e-5)
+
+
+def test_best_gaussian_reports_the_whole_grid_not_its_window(linear_posteriors):
+    """With a window of 3 nats the optimiser sums over few points; the ELBO and mass it returns are
+    still those of the whole grid."""
+    log_joint, grid = linear_posteriors.log_joint[0], linear_posteriors.grid
+    fit = best_gaussian(log_joint, grid, "full", window=3.0)
+    assert fit.elbo == pytest.approx(elbo_on_grid(log_joint, grid, fit.q), abs=1e-9)
+    assert fit.mass == pytest.approx(q_mass_on_grid(grid, fit.q), abs=1e-12)
+
+
 def test_best_diagonal_gaussian_has_the_known_gap(linear_model, linear_posteriors):
     """For a Gaussian posterior N(m, S), the best diagonal q (by KL(q || p)) is N(m, diag(1 / diag(S^-1)))."""
     config, _, x, W, b = linear_model
     means, cov = linear_gaussian_posterior(x, W, b, config.sigma)
     variances = 1.0 / np.diag(np.linalg.inv(cov))
+    np.testing.assert_allclose(q_from_moments(means[0], cov, "diagonal").cov, np.diag(variances), rtol=1e-12)
     gap = gaussian_kl(means[0], np.diag(variances), means[0], cov)
     assert gap > 0.3  # the posterior is correlated enough for the test to mean something
     for n in range(len(x)):
@@ -343,6 +387,24 @@ def test_weight_tail_onset_follows_the_gaussian_condition(linear_model):
         assert weight_tail_onset(params, x[n], config, wide) == np.inf
         assert weight_tail_onset(params, x[n], config, narrow) == pytest.approx(4.25)
         assert weight_tail_onset(params, x[n], config, GaussianQ(means[n], 0.75 * chol)) == np.inf  # lambda = 0.56
+
+
+def test_weight_tail_onset_is_where_the_integrand_stays_above(monkeypatch, linear_model):
+    """A designed log-likelihood makes log[p(x,z)^2 / q(z)] = h(u) - log 2 pi along every ray of q = N(0, I),
+    with h = -u in the bulk, above the bulk's maximum (0) for 5 <= u < 7, below it for 7 <= u < 10, and
+    above it for good from u = 10: the onset is 10, not the first crossing at 5."""
+    config, params, x, _, _ = linear_model
+
+    def h(u):
+        return np.select([u < 5, u < 7, u < 10], [-u, 10.0, -5.0], default=u)
+
+    def designed(params, x, config, z):  # log p(x | z) = (|z|^2 / 2 + h(|z|)) / 2
+        u = np.linalg.norm(z, axis=1)
+        return ((0.5 * u**2 + h(u)) / 2)[None, :]
+
+    monkeypatch.setattr(inference_gap, "log_likelihood_on_grid", designed)
+    q = GaussianQ(np.zeros(2), np.eye(2))
+    assert weight_tail_onset(params, x[0], config, q, max_radius=20.0) == 10.0
 
 
 def test_iwae_bounds_group_the_weights():

@@ -50,6 +50,17 @@ def test_quadrature_error_is_small_and_shrinks(model):
     assert np.all(fine["bound"] < coarse["bound"])
 
 
+def test_quadrature_error_sees_a_range_that_cuts_the_posterior_off(model):
+    """On [-1, 1]^2 the grid misses much of p(x) (SciPy's integral says how much); widening the square
+    by half must recover a good part of it, and never more than is missing."""
+    config, params, x = model
+    error = quadrature_error(params, x[:1], config, radius=1.0, step=0.05)
+    missing = evidence_by_dblquad(config, params, x[0]) - error["log_px"][0]
+    assert missing > 0.1
+    assert 0.5 * missing < error["wider"][0] <= missing + 1e-6
+    assert error["bound"][0] == max(abs(error["half_step"][0]), abs(error["wider"][0]))
+
+
 def test_quadrature_error_uses_a_given_log_px(model):
     config, params, x = model
     computed = quadrature_error(params, x, config, radius=3.0, step=0.2)

@@ -103,6 +103,21 @@ def test_images_numbers_and_limits(view, model):
         assert np.all((points[:, 0] > x0) & (points[:, 0] < x1) & (points[:, 1] > y0) & (points[:, 1] < y1))
 
 
+def test_decoded_best_is_at_the_full_gaussians_mean(model):
+    """On a Gaussian posterior both best Gaussians share one mean; move the diagonal one's, and the
+    third image must still be the decoder at the full Gaussian's mean."""
+    config, params, x, _, _, posteriors, gaps = model
+    moved = {family: list(fits) for family, fits in gaps.best_q.items()}
+    diagonal = moved["diagonal"][2].q
+    moved["diagonal"][2] = moved["diagonal"][2]._replace(q=GaussianQ(diagonal.mean + 0.5, diagonal.chol))
+    view = make_posterior_view(params, x, config, posteriors, gaps._replace(best_q=moved), [2],
+                               image_shape=IMAGE_SHAPE)
+    full_mean = gaps.best_q["full"][2].q.mean[None, :]
+    np.testing.assert_allclose(view.fig.axes[3].images[0].get_array(),
+                               decode(params, full_mean, config).reshape(IMAGE_SHAPE))
+    assert not np.allclose(decode(params, full_mean, config), decode(params, diagonal.mean[None, :] + 0.5, config))
+
+
 def test_slider_moves_the_same_artists(view):
     ax_z = view.fig.axes[0]
     artists = list(ax_z.lines) + [ax.images[0] for ax in view.fig.axes[1:4]]
