@@ -105,3 +105,10 @@ def test_figure_is_large_enough_to_read(view):
     for ax in (ax_z, ax_bar):
         for label in ax.get_xticklabels() + ax.get_yticklabels():
             assert label.get_fontsize() >= 9
+
+
+def test_posterior_and_q_differ_in_dash_as_well_as_colour(view):
+    """Nothing told by colour alone: the two densities differ in line style too."""
+    post_line, q_line = view.fig.axes[0].lines[:2]
+    assert post_line.get_color() != q_line.get_color()
+    assert post_line.get_linestyle() != q_line.get_linestyle()

@@ -111,9 +111,9 @@ def make_elbo_gap_view(x=DEFAULT_X, W=DEFAULT_W, b=DEFAULT_B, sigma=DEFAULT_SIGM
     post = gaussian_density_1d(z, post_mean[0], np.log(post_cov[0, 0]))
 
     fig, (ax_z, ax_bar) = plt.subplots(1, 2, figsize=FIGSIZE, dpi=DPI, width_ratios=[2, 1])
-    ax_z.plot(z, post, color="k", label="true posterior p(z|x)")
-    (q_line,) = ax_z.plot(z, np.zeros_like(z), color="C0", label="q(z)")
-    ax_z.set(xlabel="z", ylabel="density (per unit of z)", title="p(z|x) and q(z)")
+    ax_z.plot(z, post, color="k", label=r"true posterior $p(z\mid x)$")
+    (q_line,) = ax_z.plot(z, np.zeros_like(z), color="C0", ls="--", label="$q(z)$")  # dashed: not colour alone
+    ax_z.set(xlabel="$z$", ylabel="density (per unit of $z$)", title=r"$p(z\mid x)$ and $q(z)$")
     ax_z.xaxis.set_major_locator(MaxNLocator(5))  # few tick labels: text dominates the redraw time
     ax_z.legend(loc="upper left", fontsize=FONTSIZE)
     for ax in (ax_z, ax_bar):
@@ -124,8 +124,8 @@ def make_elbo_gap_view(x=DEFAULT_X, W=DEFAULT_W, b=DEFAULT_B, sigma=DEFAULT_SIGM
     elbo_bar, kl_bar, _ = ax_bar.bar([0, 1, 2], [0.0, 0.0, log_ev], width=0.6, color=["C0", "C3", "0.5"])
     ax_bar.axhline(log_ev, color="k", ls="--", lw=1)
     ax_bar.axhline(0.0, color="0.6", lw=0.8)
-    ax_bar.set(xticks=[0, 1, 2], xticklabels=["ELBO", "+ KL", "log p(x)"], ylabel="nats",
-               title="log p(x) = ELBO + KL")
+    ax_bar.set(xticks=[0, 1, 2], xticklabels=["ELBO", "+ KL", r"$\log p(x)$"], ylabel="nats",
+               title=r"$\log p(x) = \mathrm{ELBO} + \mathrm{KL}$")
     fig.subplots_adjust(left=0.08, right=0.98, bottom=0.16, top=0.9, wspace=0.3)
 
     def update(mu, log_var):
