@@ -57,7 +57,7 @@ test-browser: $(VENV)/.dev-installed
 # its models bit for bit: their checks test the floors, not a kernel. FLOORS_OPENBLAS_CORETYPE= (empty)
 # leaves the choice to OpenBLAS.
 FLOORS_VENV  ?= .venv-floors
-FLOORS_TOOLS := ipykernel pytest hypothesis nbval playwright
+FLOORS_TOOLS := ipykernel pytest hypothesis nbval playwright colorspacious
 FLOORS_OPENBLAS_CORETYPE ?= $(shell $(BIN)/python -c 'import numpy; from threadpoolctl import threadpool_info; \
 	print(*(i["architecture"] for i in threadpool_info() if i["internal_api"] == "openblas"))' 2>/dev/null)
 FLOORS_ENV = env -u VAELIB_REQUIRE_BROWSER NUMBA_CACHE_DIR=$(abspath $(FLOORS_VENV))/numba-cache \
