@@ -47,7 +47,7 @@ DEFAULT_X = np.array([1.2, 0.3])
 FIGSIZE = (figures.WIDTH, 3.4)
 #: The sliders' grid, in half-steps from the start (k = 0) through the posterior (k = 2) to as far
 #: beyond it (k = 4), for the mean and for the log-variance: 5 x 5 = 25 settings, each precomputed
-#: as one frame (notebook 02's: 7-8 KB each, 0.25 MB of the notebook in base64).
+#: as one frame (notebook 02's: 7.5-9.2 KB each, 0.30 MB of the notebook as base64 in its player).
 MU_STEPS = range(0, 5)
 LOG_VAR_STEPS = range(0, 5)
 #: Slider labels, one per slider, as a reader says the setting ("q's mean μ = 0.78").
