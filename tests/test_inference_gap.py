@@ -9,6 +9,9 @@ itself (gap 0), and the best diagonal ``q`` is known too.
 
 import numpy as np
 import pytest
+from scipy import linalg, optimize
+from scipy.ndimage import maximum_filter
+from scipy.spatial.distance import mahalanobis
 from scipy.special import logsumexp
 
 from vaelib.core.evaluate import log_importance_weights
@@ -38,6 +41,8 @@ from vaelib.teaching.inference_gap import (
     log_evidence_by_importance,
     log_gaussian,
     log_weights,
+    offset_and_width,
+    posterior_modes,
     posterior_moments,
     posterior_starts,
     q_from_moments,
@@ -47,7 +52,7 @@ from vaelib.teaching.inference_gap import (
     theta_from_q,
     weight_tail_onset,
 )
-from vaelib.teaching.quadrature import log_evidence
+from vaelib.teaching.quadrature import latent_grid, log_evidence
 
 from fixtures_models import linear_gaussian_vae
 
@@ -146,6 +151,77 @@ def test_posterior_starts_add_the_mode_only_when_it_is_away_from_the_mean(linear
     starts = posterior_starts(two_modes, grid)
     assert [len(v) for v in starts.values()] == [2, 2]
     np.testing.assert_allclose(starts["full"][1].mean, [1.0, 0.0], atol=grid.step)
+
+
+def mixture_log_density(z, components):
+    """``log sum_k w_k N(z | m_k, C_k)`` at the rows of ``z``, for ``components`` of (w_k, GaussianQ)."""
+    return logsumexp([np.log(w) + log_gaussian(np.atleast_2d(z), q) for w, q in components], axis=0)
+
+
+def test_posterior_modes_of_a_mixture_against_its_modes_found_by_an_optimiser():
+    """Three well-apart bumps of a known mixture, and a fourth 6 nats below the highest: the modes are
+    where an optimiser of the mixture's own density ends from each bump's centre, and their heights
+    are the density's there. On the grid a mode is a grid point, so within a spacing of the true one,
+    and its height is lower by at most (spacing^2 / 2) / sd^2, under 0.02 nats here."""
+    grid = latent_grid(3.0, 0.05)
+    components = [(0.5, GaussianQ(np.array([1.0, 0.4]), np.array([[0.3, 0.0], [0.1, 0.25]]))),
+                  (0.3, GaussianQ(np.array([-1.2, 0.9]), np.array([[0.2, 0.0], [-0.05, 0.3]]))),
+                  (0.2, GaussianQ(np.array([0.2, -1.5]), np.diag([0.35, 0.2])))]
+    fourth = GaussianQ(np.array([-1.6, -1.4]), np.diag([0.2, 0.2]))
+    peak = np.max(mixture_log_density(grid.z, components))
+    weight = np.exp(peak - 6.0 - log_gaussian(fourth.mean[None, :], fourth)[0])  # its peak 6 nats below
+    components.append((weight, fourth))
+    log_p = mixture_log_density(grid.z, components)
+
+    found = [optimize.minimize(lambda z: -mixture_log_density(z, components)[0], q.mean, method="Nelder-Mead",
+                               options={"xatol": 1e-9, "fatol": 1e-12}).x for _, q in components]
+    heights = mixture_log_density(np.array(found), components)
+    order = np.argsort(-heights)
+    assert heights.max() - heights.min() == pytest.approx(6.0, abs=0.05)  # the fourth is the lowest, 6 nats down
+
+    points, rel = posterior_modes(log_p, grid)  # depth 5 nats: three modes, highest first
+    np.testing.assert_allclose(points, np.array(found)[order[:3]], atol=grid.step)
+    np.testing.assert_allclose(rel, heights[order[:3]] - heights.max(), atol=0.02)
+    assert rel[0] == 0.0 and np.all(np.diff(rel) < 0)
+    points, rel = posterior_modes(log_p, grid, depth=7.0)  # deep enough for the fourth
+    np.testing.assert_allclose(points, np.array(found)[order], atol=grid.step)
+    assert len(posterior_modes(log_p + 42.0, grid)[0]) == 3  # any constant offset
+
+
+def test_posterior_modes_count_a_peak_between_grid_points_once():
+    """A Gaussian centred on the corner of four cells has four grid points of the same density (the squares
+    of +-h/2 are equal): a block maximum filter alone calls each a mode; they are one, at their centre."""
+    grid = latent_grid(2.0, 0.05)
+    log_p = log_gaussian(grid.z, GaussianQ(np.zeros(2), np.diag([0.3, 0.2]))).reshape(len(grid.axis), -1)
+    naive = maximum_filter(log_p, size=5) == log_p
+    assert naive.sum() == 4  # what the filter alone finds
+    points, heights = posterior_modes(log_p.ravel(), grid)
+    np.testing.assert_allclose(points, [[0.0, 0.0]], atol=1e-12)
+    assert heights.tolist() == [0.0]
+
+
+def test_posterior_modes_of_the_linear_model_is_its_mean(linear_model, linear_posteriors):
+    config, _, x, W, b = linear_model
+    means, _ = linear_gaussian_posterior(x, W, b, config.sigma)
+    for n in range(len(x)):
+        points, _ = posterior_modes(linear_posteriors.log_posterior(n), linear_posteriors.grid)
+        assert len(points) == 1
+        np.testing.assert_allclose(points[0], means[n], atol=linear_posteriors.grid.step)
+
+
+def test_offset_and_width_against_scipy(rng):
+    """d_M against SciPy's Mahalanobis distance; lambda_min, the smallest ratio v'Sq v / v'Sp v, against the
+    generalised eigenvalue problem Sq v = lambda Sp v; and a worked case: q half the posterior's width."""
+    for q in random_gaussians(rng, 5, np.zeros(2)):
+        chol_p = np.array([[np.exp(rng.uniform(-2, -0.5)), 0.0], [rng.uniform(-0.3, 0.3), np.exp(rng.uniform(-2, -0.5))]])
+        mean_p, cov_p = rng.standard_normal(2), chol_p @ chol_p.T
+        d_M, lambda_min = offset_and_width(q, mean_p, cov_p)
+        assert d_M == pytest.approx(mahalanobis(q.mean, mean_p, np.linalg.inv(cov_p)), rel=1e-10)
+        assert lambda_min == pytest.approx(linalg.eigh(q.cov, cov_p, eigvals_only=True).min(), rel=1e-10)
+    chol_p = np.array([[0.3, 0.0], [0.1, 0.2]])
+    d_M, lambda_min = offset_and_width(GaussianQ(np.array([0.6, 0.0]), 0.5 * chol_p), np.zeros(2), chol_p @ chol_p.T)
+    # offset (0.6, 0): t = L^-1 (0.6, 0) = (2, -1), |t| = sqrt(5); q's covariance a quarter of the posterior's
+    assert d_M == pytest.approx(np.sqrt(5.0), rel=1e-12) and lambda_min == pytest.approx(0.25, rel=1e-12)
 
 
 def test_elbo_and_kl_of_any_gaussian_against_closed_forms(linear_model, linear_posteriors, rng):

@@ -46,6 +46,7 @@ from typing import NamedTuple
 
 import numpy as np
 from scipy import optimize, stats
+from scipy.ndimage import center_of_mass, label, maximum, maximum_filter
 from scipy.special import logsumexp
 from threadpoolctl import threadpool_limits
 
@@ -219,6 +220,65 @@ def posterior_moments(log_joint, grid):
     s11, s12, s22 = np.moveaxis(p @ np.column_stack([z1 * z1, z1 * z2, z2 * z2]), -1, 0)  # E[z_i z_j]
     second = np.stack([np.stack([s11, s12], -1), np.stack([s12, s22], -1)], -2)
     return mean, second - mean[..., :, None] * mean[..., None, :]
+
+
+def posterior_modes(log_posterior, grid, size=5, depth=5.0):
+    """The modes of a grid posterior: its peaks, found as the grid points that are the largest
+    within a ``size`` x ``size`` block around them, and within ``depth`` nats of the highest.
+
+    A peak that falls between grid points can show as a few equal points side by side (a Gaussian
+    centred between four cell centres gives four); touching points of equal height are one mode,
+    reported at their centre. A point on the grid's edge counts if nothing inside is higher: there
+    the peak may lie beyond the edge, on a posterior the grid cuts off.
+
+    Parameters
+    ----------
+    log_posterior : ndarray, shape (G,)
+        ``log p(z_g | x)`` on ``grid`` (any constant offset).
+    grid : LatentGrid
+    size : int
+        The block, in grid points (5: a point is a mode if no point within two spacings is higher).
+    depth : float
+        Modes lower than the highest by this many nats or more are left out (bumps of the far tail).
+
+    Returns
+    -------
+    points : ndarray, shape (k, 2)
+        The modes, highest first.
+    heights : ndarray, shape (k,)
+        Their log densities minus the highest's (the first is 0), nats.
+    """
+    side = len(grid.axis)
+    log_post = np.asarray(log_posterior, dtype=np.float64).reshape(side, side)
+    is_mode = (maximum_filter(log_post, size=size) == log_post) & (log_post > log_post.max() - depth)
+    pieces, k = label(is_mode, structure=np.ones((3, 3)))  # touching points of equal height: one mode
+    index = np.arange(1, k + 1)
+    heights = np.asarray(maximum(log_post, pieces, index)) - log_post.max()
+    centres = np.asarray(center_of_mass(is_mode, pieces, index)).reshape(k, 2)  # (row, column) of each mode
+    points = grid.axis[0] + grid.step * centres  # z[i * m + j] = (axis[i], axis[j])
+    order = np.argsort(-heights, kind="stable")
+    return points[order], heights[order]
+
+
+def offset_and_width(q, mean, cov):
+    r"""Where a Gaussian ``q`` sits against a posterior of mean ``mean`` and covariance ``cov``.
+
+    Returns
+    -------
+    d_M : float
+        The Mahalanobis distance of ``q``'s mean under the posterior,
+        :math:`\sqrt{(m_q - m_p)^\top \Sigma_p^{-1} (m_q - m_p)}`: the offset in posterior standard
+        deviations along its direction.
+    lambda_min : float
+        The smallest eigenvalue of :math:`L^\top \Sigma_p^{-1} L` (``L = q.chol``): the smallest ratio,
+        over directions ``v``, of ``q``'s variance to the posterior's, :math:`v^\top L L^\top v /
+        v^\top \Sigma_p v`. The importance weights ``p(x, z) / q(z)`` of a Gaussian posterior have a
+        finite variance only if it exceeds 1/2.
+    """
+    offset = np.asarray(q.mean, float) - np.asarray(mean, float)
+    d_M = float(np.sqrt(offset @ np.linalg.solve(cov, offset)))
+    lambda_min = float(np.linalg.eigvalsh(q.chol.T @ np.linalg.solve(cov, q.chol)).min())
+    return d_M, lambda_min
 
 
 # ---------------------------------------------------------------- the best q of a family
