@@ -13,15 +13,6 @@ def visible_texts(fig):
     return [t for t in fig.findobj(Text) if t.get_visible() and t.get_text().strip()]
 
 
-def assert_readable(fig, min_texts):
-    """At least 9 inches wide at 100 dpi, more than ``min_texts`` pieces of text, every one at least 9 pt."""
-    width, _ = fig.get_size_inches()
-    assert width >= 9 and fig.dpi >= 100
-    texts = visible_texts(fig)
-    assert len(texts) > min_texts
-    assert min(t.get_fontsize() for t in texts) >= 9
-
-
 def assert_drawn_for_the_column(fig, min_texts):
     """The rules of :mod:`vaelib.teaching.figures`: at most ``figures.WIDTH`` inches wide at ``figures.DPI``,
     more than ``min_texts`` pieces of text, every one at least ``figures.SMALLEST_POINTS`` and inside the
