@@ -2,7 +2,7 @@
 
 Each entry of :data:`VIEWS` is one view: a title, a caption, the words that
 describe its figure (the image's alt text) unless the view carries its own (the
-β and σ views do), and a function that builds it from trained models. Models
+β, σ and posterior views do), and a function that builds it from trained models. Models
 come from the model cache (:func:`vaelib.teaching.digit_models.trained`,
 through the sweeps of :mod:`vaelib.teaching.tradeoff`); a missing model is
 trained first, once however many pages ask for it (the cache's lock per model:
@@ -95,7 +95,7 @@ def posterior_view():
 
     from vaelib.teaching.digit_models import DIGITS_2D, binarized_digits, trained
     from vaelib.teaching.inference_gap import DIGITS_GRID_RADIUS, DIGITS_GRID_STEP, grid_posteriors, inference_gaps
-    from vaelib.teaching.views.posterior_view import make_posterior_view
+    from vaelib.teaching.views.posterior_view import digit_name, make_posterior_view
 
     spec = replace(DIGITS_2D, epochs=app_epochs(DIGITS_2D.epochs))
     model = trained(spec, cache=model_cache(), label="784-400-2 Bernoulli VAE (two latents)")
@@ -104,7 +104,7 @@ def posterior_view():
     x, config = data.test[shown], spec.config
     posteriors = grid_posteriors(model.params, x, config, radius=DIGITS_GRID_RADIUS, step=DIGITS_GRID_STEP)
     gaps = inference_gaps(model.params, x, config, posteriors=posteriors)
-    names = [f"test digit {n}, a {data.test_labels[n]}" for n in shown]
+    names = [digit_name(n, data.test_labels[n]) for n in shown]
     view = make_posterior_view(model.params, x, config, posteriors, gaps, list(range(len(shown))), names=names,
                                labels=shown)
     return named(view, "test digit")  # its labels are the digits' indices among the test digits
@@ -132,14 +132,9 @@ VIEWS = [
             sigma_view),
     AppView("posterior", "The true posterior of a digit, and the best Gaussians",
             "A VAE with two latents, whose posterior p(z|x) is computed exactly on a grid (black contours). "
-            "Blue: the encoder's q(z|x); orange and green: the best diagonal and full-covariance Gaussians for "
-            "this digit. The numbers: log p(x) and the three ELBOs, in nats.",
-            "Left, the latent plane, z1 across and z2 up: the true posterior of one test digit as black contours "
-            "holding 50, 90 and 99 % of its mass, and three Gaussians as ellipses at 1 (solid) and 2 (dashed) "
-            "standard deviations: the encoder's q, the best diagonal Gaussian and the best full-covariance one. "
-            "Look for the best Gaussians sitting on the contours while the encoder's ellipse may lie beside them. "
-            "Right, the digit, its decoding at the encoder's mean and at the best Gaussian's mean, and a table "
-            "of log p(x), the three ELBOs and the two gaps in nats.",
+            "Blue, solid: the encoder's q(z|x); vermillion, dashed, and green, dotted: the best diagonal and "
+            "full-covariance Gaussians for this digit. The numbers: log p(x) and the three ELBOs, in nats.",
+            None,  # the view's own words (posterior_view.figure_words)
             posterior_view),
 ]
 
