@@ -94,8 +94,9 @@ def test_the_epochs_setting_is_read_in_one_place_and_the_page_names_it(monkeypat
 
 
 def test_every_view_has_its_own_alt_words_and_the_glossary_defines_the_terms():
-    # the β and σ views carry their own words (tests/test_views_tradeoff_explorer.py); the app gives the rest theirs
-    assert [entry.key for entry in app_views.VIEWS if entry.alt is None] == ["beta", "sigma"]
+    # the β, σ and posterior views carry their own words (tests/test_views_tradeoff_explorer.py,
+    # tests/test_views_posterior_view.py); the app gives the rest theirs
+    assert [entry.key for entry in app_views.VIEWS if entry.alt is None] == ["beta", "sigma", "posterior"]
     alts = [entry.alt for entry in app_views.VIEWS if entry.alt is not None]
     assert len(set(alts)) == len(alts) and all(len(a.split()) >= 30 for a in alts)
     import nbformat
