@@ -56,7 +56,7 @@ def int_view():
 
 def rendered(fig):
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
+    fig.savefig(buffer, format="png", dpi=fig.dpi)  # at the figure's dpi, whatever savefig.dpi says
     return buffer.getvalue()
 
 
