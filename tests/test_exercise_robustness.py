@@ -195,12 +195,16 @@ EDGE_ANSWERS = [
     ("best_sigma", "the square expanded", lambda x, m: np.sqrt(_expanded_mean_square(x, m)), "small residuals"),
     ("best_sigma", "the square expanded, kept >= 0",
      lambda x, m: np.sqrt(np.maximum(_expanded_mean_square(x, m), 0.0)), "small residuals"),
-    # 04: a product of 1000 densities leaves float64's range too (np.sqrt(2 pi) makes the product float64)
+    # 04: a product of 1000 densities leaves float64's range too. The answers cast to float64 themselves: whether
+    # a NumPy float64 scalar such as np.sqrt(2 pi) makes a float32 array float64 depends on the NumPy version
+    # (it does under NumPy 2's promotion rules, NEP 50, and does not under NumPy 1.26's)
     ("log_q_of_sample", "log of the product of the densities of eps, in float64", lambda mu, lv, eps: (
-        np.log(np.prod(np.exp(-0.5 * eps**2) / np.sqrt(2 * np.pi), axis=-1)) - 0.5 * np.sum(lv, axis=-1)),
+        np.log(np.prod(np.exp(-0.5 * np.float64(eps) ** 2) / np.sqrt(2 * np.pi), axis=-1))
+        - 0.5 * np.sum(np.float64(lv), axis=-1)),
      "1000 latents"),
     ("log_q_of_sample", "log of the product of q's densities, in float64", lambda mu, lv, eps: np.log(np.prod(
-        np.exp(-0.5 * eps**2) / (np.sqrt(2 * np.pi) * np.exp(0.5 * lv)), axis=-1)), "1000 latents"),
+        np.exp(-0.5 * np.float64(eps) ** 2) / (np.sqrt(2 * np.pi) * np.exp(0.5 * np.float64(lv))), axis=-1)),
+     "1000 latents"),
 ]
 
 
