@@ -79,3 +79,22 @@ def test_leaves_params_x_and_eps_unchanged(rng):
         np.testing.assert_array_equal(params[k], before[0][k])
     np.testing.assert_array_equal(x, before[1])
     np.testing.assert_array_equal(eps, before[2])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_row_scaling_flushes_subnormal_products_to_zero(dtype, rng):
+    """inplace_scale_rows_flush: a * w[:, None] exactly, except products below the smallest normal number,
+    which are 0 (in float32, rows weighted 1e-30 times entries of 1e-9 and less)."""
+    from vaelib.fast.kernels import inplace_scale_rows_flush
+
+    tiny = np.finfo(dtype).tiny
+    a = (rng.standard_normal((6, 50)) * 10.0 ** rng.integers(-12, 1, (6, 50))).astype(dtype)
+    w = np.array([1.0, 0.5, 1e-30, 1e-300, 0.0, 3e-3]).astype(dtype)
+    with np.errstate(under="ignore"):
+        expected = a * w[:, None]
+    subnormal = (expected != 0) & (np.abs(expected) < tiny)
+    assert dtype == np.float64 or subnormal.sum() > 10  # there is something to flush
+    expected[subnormal] = 0
+    out = inplace_scale_rows_flush(a, w, tiny)
+    assert out is a
+    np.testing.assert_array_equal(a, expected)

@@ -9,7 +9,12 @@ One difference from the ELBO's step: each row's weight in the loss, the
 normalised importance weight over ``batch``, depends on the likelihood itself,
 so it is not known before the fused Bernoulli kernel runs. The kernel is run
 with weight 1 per row (it returns ``sigmoid(logits) - x``) and its output is
-scaled row by row afterwards, one more pass over ``batch * K x n_pixels``.
+scaled row by row afterwards, one more pass over ``batch * K x n_pixels``
+(:func:`~vaelib.fast.kernels.inplace_scale_rows_flush`). That pass sets products
+below the smallest normal number to 0: a sample with a normalised weight of
+1e-30, common in training, would otherwise fill its row with subnormal numbers
+and slow the decoder's backward products fourfold (``benchmarks/README.md``).
+The Gaussian likelihood uses the core's backward, as in :mod:`vaelib.fast.vae`.
 """
 
 import numpy as np
@@ -20,7 +25,7 @@ from vaelib.core.likelihoods import LIKELIHOODS
 from vaelib.core.reparam import reparam_backward, reparam_forward
 from vaelib.core.vae import log_sigma_of
 
-from .kernels import bernoulli_nll_and_grad
+from .kernels import bernoulli_nll_and_grad, inplace_scale_rows_flush
 from .vae import _mlp_backward_into, _mlp_forward
 
 
@@ -65,7 +70,7 @@ def inplace_negative_iwae_and_grads(grads, params, x, eps, config):
     dlog_w = log_mean_exp_backward(np.full(batch, -1 / batch, dtype=out.dtype), lme_cache)
     drec = dkl = -dlog_w.reshape(batch * K).astype(out.dtype, copy=False)
     if config.likelihood == "bernoulli":
-        dout *= drec[:, None]
+        inplace_scale_rows_flush(dout, drec, np.finfo(dout.dtype).tiny)
     else:
         dout, dlog_sigma = rec_backward(drec, rec_cache)
         if "log_sigma" in grads:

@@ -40,9 +40,8 @@ from .atomic import atomic_write
 from .batches import Minibatches, is_binary
 from .checkpoint import Checkpoint, check_same_run, load_checkpoint, save_checkpoint
 from .stop import StopSignals
-from vaelib.core.evaluate import elbo_terms
+from vaelib.core.evaluate import elbo_terms, importance_weighted_log_likelihood
 from vaelib.core import optim
-from vaelib.core.evaluate import importance_weighted_log_likelihood
 from vaelib.core.iwae import check_iwae_config, negative_iwae_backward, negative_iwae_forward
 from vaelib.core.vae import VAEConfig, init_params, negative_elbo_backward, negative_elbo_forward, param_shapes
 from vaelib.fast.adam import FastAdam
