@@ -84,8 +84,8 @@ def importance_samples(text):
     value = positive_int(text)
     if value > MAX_IMPORTANCE_SAMPLES:
         raise argparse.ArgumentTypeError(
-            f"at most {MAX_IMPORTANCE_SAMPLES} (1,000 test images take about five minutes at K = 5000 and "
-            f"grow linearly with K), got {text}")
+            f"at most {MAX_IMPORTANCE_SAMPLES} (1,000 test images of MNIST take about 2 minutes of CPU time at "
+            f"K = 5000, and the time grows linearly with K), got {text}")
     return value
 
 
@@ -137,7 +137,7 @@ def build_parser(prog=None, defaults=True):
     e.add_argument("run_dir", metavar="RUN_DIR")
     e.add_argument("--samples", type=importance_samples, default=d(MAX_IMPORTANCE_SAMPLES),
                    help=f"importance samples K per image for log p(x) (at most {MAX_IMPORTANCE_SAMPLES}; "
-                        "about five minutes per 1,000 images at 5000)")
+                        "about 2 minutes of CPU time per 1,000 MNIST images at 5000)")
     e.add_argument("--data-dir", default=d(None), help="as for train")
     e.add_argument("--limit", type=positive_int, default=d(None),
                    help="evaluate N test images drawn at random (with --seed); the binarized-mnist test set "
