@@ -44,6 +44,16 @@ def test_gradient_against_finite_differences(name, K, rng):
     assert directional_check(f, params, grads, rng) < 1e-7
 
 
+def test_full_size_model_directional_check(rng):
+    """784-400-20 at K = 3: the whole gradient along a random direction, relative error below 1e-7."""
+    config = VAEConfig(activation="tanh")
+    params = init_params(config, rng)
+    x, eps = batch_for(config, rng, 4), rng.standard_normal((4, 3, 20))
+    _, grads = loss_and_iwae_grads(params, x, eps, config)
+    f = lambda p: negative_iwae_forward(p, x, eps, config)[0]
+    assert directional_check(f, params, grads, rng) < 1e-7
+
+
 def test_the_check_catches_equal_weights_in_place_of_the_normalised_ones(rng):
     """Averaging the K one-sample ELBO gradients (weights 1/K, not softmax(log w)) is the gradient of
     another function, the K-sample ELBO; the finite-difference check of the IWAE must reject it."""
