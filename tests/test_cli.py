@@ -335,3 +335,73 @@ def test_evaluate_leaves_no_progress_bar_line_behind(tmp_path):
     stderr = proc.stderr.decode()
     assert "log p(x), K=20" in stderr  # the bar was shown
     assert stderr.rsplit("\r", 1)[-1].strip() == ""  # and erased at the end
+
+
+# ------------------------------------------------------------------ the importance-weighted objective
+def test_train_on_the_iwae_bound_records_it_and_resume_keeps_it(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert train(run, "--objective", "iwae", "--k", "3") == 0
+    assert json.loads((run / "run.json").read_text()) == {"data": "mnist5k", "binarize": True,
+                                                          "objective": "iwae", "k": 3}
+    history = json.loads((run / "history.json").read_text())
+    assert history[0]["test_neg_iwae"] < history[0]["test_neg_elbo"]
+    assert train(run, "--resume", epochs=2) == 0  # neither flag repeated: the run's own
+    saved = load_checkpoint(run / "model.npz")
+    assert saved.epoch == 2 and (saved.training["objective"], saved.training["k"]) == ("iwae", 3)
+    capsys.readouterr()
+    for flags, said in ((["--k", "5"], "--k 5 contradicts the run being resumed (3)"),
+                        (["--objective", "elbo"], "--objective elbo contradicts the run being resumed (iwae)")):
+        assert train(run, "--resume", *flags, epochs=3) == 1
+        assert said in capsys.readouterr().err
+    assert load_checkpoint(run / "model.npz").epoch == 2
+
+
+def test_an_elbo_run_records_its_objective_too(tmp_path):
+    run = tmp_path / "run"
+    assert train(run) == 0
+    assert json.loads((run / "run.json").read_text())["objective"] == "elbo"
+    assert load_checkpoint(run / "model.npz").training["k"] == 1
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--k", "5"], "for objective 'iwae'"),
+    (["--objective", "iwae", "--k", "5", "--beta", "0.5"], "bound on log p(x)"),
+])
+def test_a_contradictory_objective_is_refused_before_anything_is_made(tmp_path, capsys, flags, message):
+    run = tmp_path / "run"
+    assert train(run, *flags) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and err.count("\n") == 1
+    assert not run.exists()
+
+
+def test_evaluate_reports_the_nll_in_nats_and_bits_per_dimension_with_its_standard_error(tmp_path, capsys):
+    """The report's NLL against the same computation done here: the subset, the ELBO's draws and the
+    importance samples come from one generator seeded by --seed, in that order."""
+    from vaelib.core.evaluate import elbo_terms, importance_weighted_log_likelihood
+    from vaelib.core.vae import VAEConfig
+    from vaelib.machinery.data import load_dataset
+
+    run = tmp_path / "run"
+    assert train(run) == 0
+    capsys.readouterr()
+    assert main(["evaluate", str(run), "--samples", "30", "--limit", "40", "--seed", "5"]) == 0
+    report = json.loads(capsys.readouterr().out)
+
+    saved = load_checkpoint(run / "model.npz")
+    config, params = VAEConfig(**saved.config), {k: v.astype(np.float64) for k, v in saved.params.items()}
+    test_x = load_dataset("mnist5k", binarize=True).test
+    rng = np.random.default_rng(5)
+    x = test_x[np.sort(rng.choice(len(test_x), 40, replace=False))]
+    elbo_terms(params, x, config, rng)
+    log_px = importance_weighted_log_likelihood(params, x, config, rng, n_samples=30)
+    nll, se = -log_px.mean(), log_px.std(ddof=1) / np.sqrt(40)
+    assert report["test_nll_iw"] == pytest.approx(nll, rel=1e-12) == -report["test_log_likelihood_iw"]
+    assert report["test_nll_iw_stderr"] == pytest.approx(se, rel=1e-12) and 0 < se < 0.2 * nll
+    assert report["test_nll_iw_bits_per_dim"] == pytest.approx(nll / (784 * np.log(2)), rel=1e-12)
+    assert report["test_nll_iw_bits_per_dim_stderr"] == pytest.approx(se / (784 * np.log(2)), rel=1e-12)
+    assert (report["objective"], report["k"]) == ("elbo", 1)
+
+
+def test_evaluate_uses_5000_importance_samples_by_default():
+    assert cli_module.build_parser().parse_args(["evaluate", "somewhere"]).samples == 5000

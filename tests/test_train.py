@@ -319,3 +319,94 @@ def test_ctrl_c_while_the_model_cache_trains_stores_nothing(data, tmp_path, monk
                   batch_size=32, progress=False)
     assert len(steps) == 5 and not list(tmp_path.glob("models/*.npz"))
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+# ------------------------------------------------------------------ the importance-weighted objective
+def test_iwae_training_lowers_the_test_bound_and_records_it(data, tmp_path):
+    """-L_K falls on the test set; train and test -L_K lie below the K-sample -ELBO of the same epoch
+    (L_K >= the ELBO in expectation; here by more than 0.05 nats at every epoch)."""
+    train_x, test_x = data
+    lines = []
+    trainer = fit(CONFIG, train_x, test_x, epochs=6, batch_size=16, lr=1e-2, out_dir=tmp_path, progress=False,
+                  log=lines.append, objective="iwae", k=5)
+    history = json.loads((tmp_path / "history.json").read_text())
+    assert history[-1]["test_neg_iwae"] < 0.6 * history[0]["test_neg_iwae"]
+    for h in history:
+        assert h["train_neg_iwae"] < h["train_neg_elbo"] - 0.05 and h["test_neg_iwae"] < h["test_neg_elbo"] - 0.05
+        assert h["train_neg_elbo"] == pytest.approx(h["train_reconstruction"] + h["train_kl"])
+    saved = load_checkpoint(tmp_path / "model.npz").training
+    assert (saved["objective"], saved["k"]) == ("iwae", 5) == (trainer.settings["objective"], trainer.settings["k"])
+    assert "-IWAE" in lines[-1]
+
+
+def test_iwae_fast_and_core_engines_give_the_same_loss_curve(data):
+    """As for the ELBO: 6 epochs of 15 steps at K = 4, epoch means within 1e-4 relative."""
+    train_x, test_x = data
+    runs = {engine: fit(CONFIG, train_x, test_x, epochs=6, batch_size=16, lr=1e-2, engine=engine,
+                        objective="iwae", k=4, **quiet()) for engine in ("fast", "core")}
+    curves = {engine: np.array([[h["train_neg_iwae"], h["test_neg_iwae"]] for h in t.history])
+              for engine, t in runs.items()}
+    assert curves["core"][-1, 0] < 0.8 * curves["core"][0, 0]
+    np.testing.assert_allclose(curves["fast"], curves["core"], rtol=1e-4)
+
+
+@pytest.mark.parametrize("engine", ["fast", "core"])
+def test_iwae_with_one_sample_trains_the_monte_carlo_elbo(data, engine):
+    """K = 1 draws the same noise as the ELBO and weighs each image by 1/batch: the same parameters,
+    bit for bit, as training the ELBO with kl="monte_carlo"."""
+    train_x, _ = data
+    mc = VAEConfig(**{**CONFIG.to_dict(), "kl": "monte_carlo"})
+    iwae = fit(CONFIG, train_x, epochs=2, batch_size=16, engine=engine, objective="iwae", k=1, **quiet())
+    elbo = fit(mc, train_x, epochs=2, batch_size=16, engine=engine, **quiet())
+    np.testing.assert_array_equal(iwae.theta, elbo.theta)
+
+
+def test_iwae_resume_gives_the_same_numbers_as_an_uninterrupted_run(data, tmp_path):
+    train_x, test_x = data
+    kw = dict(batch_size=32, objective="iwae", k=3, **quiet())
+    straight = fit(CONFIG, train_x, test_x, epochs=3, out_dir=tmp_path / "a", **kw)
+    fit(CONFIG, train_x, test_x, epochs=1, out_dir=tmp_path / "b", **kw)
+    resumed = fit(CONFIG, train_x, test_x, epochs=3, out_dir=tmp_path / "b", resume=True, **kw)
+    np.testing.assert_array_equal(straight.theta, resumed.theta)
+    strip = lambda h: [{k: v for k, v in r.items() if k != "seconds"} for r in h]
+    assert strip(straight.history) == strip(resumed.history)
+
+
+@pytest.mark.parametrize("first, then, name", [
+    (dict(), dict(objective="iwae", k=5), "objective"),
+    (dict(objective="iwae", k=5), dict(objective="iwae", k=2), "k"),
+    (dict(objective="iwae", k=5), dict(), "objective"),
+])
+def test_resume_refuses_another_objective(data, tmp_path, first, then, name):
+    train_x, _ = data
+    fit(CONFIG, train_x, epochs=1, batch_size=32, out_dir=tmp_path, **first, **quiet())
+    with pytest.raises(ValueError, match=rf"other settings \(.*{name}: checkpoint"):
+        fit(CONFIG, train_x, epochs=2, batch_size=32, out_dir=tmp_path, resume=True, **then, **quiet())
+    assert load_checkpoint(tmp_path / "model.npz").epoch == 1
+
+
+def test_a_checkpoint_that_records_no_objective_resumes_as_the_elbo(data, tmp_path):
+    """Checkpoints written before the objective was recorded were trained on the ELBO."""
+    from vaelib.machinery.checkpoint import save_checkpoint
+
+    train_x, _ = data
+    straight = fit(CONFIG, train_x, epochs=2, batch_size=32, **quiet())
+    fit(CONFIG, train_x, epochs=1, batch_size=32, out_dir=tmp_path, **quiet())
+    old = load_checkpoint(tmp_path / "model.npz")
+    old.training = {k: v for k, v in old.training.items() if k not in ("objective", "k")}
+    save_checkpoint(tmp_path / "model.npz", old)
+    resumed = fit(CONFIG, train_x, epochs=2, batch_size=32, out_dir=tmp_path, resume=True, **quiet())
+    np.testing.assert_array_equal(straight.theta, resumed.theta)
+    with pytest.raises(ValueError, match="objective: checkpoint 'elbo', requested 'iwae'"):
+        fit(CONFIG, train_x, epochs=3, batch_size=32, out_dir=tmp_path, resume=True, objective="iwae", k=2, **quiet())
+
+
+@pytest.mark.parametrize("config, kwargs, message", [
+    (CONFIG, dict(objective="vimco"), "unknown objective"),
+    (CONFIG, dict(objective="iwae", k=0), "positive integer"),
+    (CONFIG, dict(k=5), "for objective 'iwae'"),
+    (VAEConfig(n_pixels=16, hidden=(12,), n_latent=2, beta=0.5), dict(objective="iwae", k=5), "bound on log p"),
+])
+def test_bad_objectives_are_refused(data, config, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        fit(config, data[0], epochs=1, **kwargs, **quiet())

@@ -9,7 +9,9 @@ passes, one per operation:
 - :func:`inplace_bias_relu`: ``a + b`` then ``max(., 0)`` (two passes and a new array);
 - :func:`inplace_relu_backward_bias_grad`: ReLU's backward and the bias gradient
   (column sums) of the layer below it (three passes);
-- :func:`inplace_adam_update`: an Adam step (twelve passes).
+- :func:`inplace_adam_update`: an Adam step (twelve passes);
+- :func:`inplace_scale_rows_flush`: each row times its weight, subnormal results
+  set to 0 (the IWAE's normalised importance weights, see :mod:`vaelib.fast.iwae`).
 
 Why loops of our own: at a batch of 128 these arrays fit in cache, so the cost
 is the number of passes and the arithmetic, not memory bandwidth. LLVM
@@ -432,3 +434,39 @@ def inplace_adam_update(p, g, m, v, lr_t, eps_t, one_minus_b1, one_minus_b2, tin
         v[k] = vk
         p[k] -= step * mk / (np.sqrt(vk) + eps)
     _restore(saved)
+
+
+@numba.njit(**_STRICT)
+def inplace_scale_rows_flush(a, w, tiny):
+    """``a[i, :] *= w[i]`` in place, and 0 wherever the product is smaller in magnitude than ``tiny``.
+
+    Strict IEEE products in ``a``'s dtype, as ``a * w[:, None].astype(a.dtype)``,
+    except that results below ``tiny`` (``np.finfo(dtype).tiny``, the smallest
+    normal number) become 0; the loop runs with x86's flush-to-zero mode on, as
+    :func:`inplace_adam_update` does. Why: an IWAE row whose normalised weight is
+    1e-30 gives a gradient row of subnormal numbers, and the matrix products of
+    the decoder's backward pass then take the CPU's slow path (measured in
+    ``benchmarks/README.md``).
+
+    Parameters
+    ----------
+    a : ndarray, shape (n, m), overwritten
+    w : ndarray, shape (n,)
+    tiny : scalar
+
+    Returns
+    -------
+    a : ndarray, shape (n, m)
+    """
+    if w.shape != (a.shape[0],):
+        raise ValueError("inplace_scale_rows_flush: w must have shape (a.shape[0],)")
+    dtype = a.dtype.type
+    floor, zero = dtype(tiny), dtype(0)
+    saved = _flush_to_zero_on()
+    for i in range(a.shape[0]):
+        wi = dtype(w[i])
+        for j in range(a.shape[1]):
+            v = a[i, j] * wi
+            a[i, j] = zero if abs(v) < floor else v
+    _restore(saved)
+    return a

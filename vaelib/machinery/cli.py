@@ -1,7 +1,8 @@
 """The command line: train, evaluate, download.
 
     vaelib train --data mnist5k --binarize --epochs 10 --out runs/demo
-    vaelib evaluate runs/demo --samples 1000
+    vaelib train --data mnist5k --binarize --objective iwae --k 5 --out runs/iwae
+    vaelib evaluate runs/demo --samples 5000
     vaelib download binarized-mnist --data-dir ~/data
 
 (``python -m vaelib`` is the same program.) Exit codes: 0 done; 1 an error,
@@ -37,7 +38,7 @@ from vaelib.core.vae import VAEConfig, param_shapes
 from .checkpoint import load_checkpoint
 from .data import BINARIZED_MNIST_URL, KNOWN_DATASETS, download_binarized_mnist, load_dataset
 from .stop import StopSignals
-from .train import CHECKPOINT_NAME, HISTORY_NAME, NonFiniteLossError, fit
+from .train import CHECKPOINT_NAME, HISTORY_NAME, OBJECTIVES, NonFiniteLossError, check_objective, fit
 
 RUN_NAME = "run.json"  # how the run was asked for: data set, binarisation, training settings
 MAX_IMPORTANCE_SAMPLES = 5000
@@ -45,7 +46,8 @@ MAX_IMPORTANCE_SAMPLES = 5000
 DESCRIPTION = """Train and evaluate a variational autoencoder (vaelib).
 
   train      train a VAE; writes RUN_DIR/model.npz, history.json and run.json after every epoch
-  evaluate   test ELBO, importance-weighted log p(x), KL and active units of a run, as JSON
+  evaluate   test ELBO, importance-weighted log p(x) (NLL in nats and bits per dimension), KL and
+             active units of a run, as JSON
   download   fetch the fixed binarised MNIST (50,000/10,000/10,000 images)
 """
 
@@ -53,6 +55,7 @@ DESCRIPTION = """Train and evaluate a variational autoencoder (vaelib).
 RUN_SETTINGS = {
     "data": "mnist5k", "binarize": False, "latent": 20, "hidden": [400], "likelihood": "bernoulli",
     "sigma": None, "beta": 1.0, "kl": "closed_form", "batch_size": 128, "lr": 1e-3, "seed": 0,
+    "objective": "elbo", "k": 1,
 }
 
 
@@ -81,8 +84,8 @@ def importance_samples(text):
     value = positive_int(text)
     if value > MAX_IMPORTANCE_SAMPLES:
         raise argparse.ArgumentTypeError(
-            f"at most {MAX_IMPORTANCE_SAMPLES} (1,000 test images take about a minute at K = 1000 and grow "
-            f"linearly with K), got {text}")
+            f"at most {MAX_IMPORTANCE_SAMPLES} (1,000 test images of MNIST take about 2 minutes of CPU time at "
+            f"K = 5000, and the time grows linearly with K), got {text}")
     return value
 
 
@@ -108,7 +111,12 @@ def build_parser(prog=None, defaults=True):
                    help="Gaussian decoder: fixed standard deviation (unset: learn one shared sigma)")
     t.add_argument("--beta", type=non_negative_float, default=d(1.0), help="weight of the KL term (1: the ELBO)")
     t.add_argument("--kl", choices=["closed_form", "monte_carlo"], default=d("closed_form"),
-                   help="how the KL term is computed")
+                   help="how the KL term is computed (elbo only)")
+    t.add_argument("--objective", choices=sorted(OBJECTIVES), default=d("elbo"),
+                   help="what training maximises: the ELBO, or the importance-weighted bound L_K (IWAE)")
+    t.add_argument("--k", type=positive_int, default=d(1), metavar="K",
+                   help="importance samples per image for --objective iwae (K = 1: the ELBO with a "
+                        "Monte Carlo KL)")
     t.add_argument("--epochs", type=positive_int, default=d(10), help="epochs in total (a resumed run adds the rest)")
     t.add_argument("--batch-size", type=positive_int, default=d(128), help="images per step")
     t.add_argument("--lr", type=positive_float, default=d(1e-3), help="Adam's learning rate")
@@ -122,11 +130,14 @@ def build_parser(prog=None, defaults=True):
     t.add_argument("--no-progress", action="store_true", default=d(False), help="no progress bar")
 
     e = sub.add_parser("evaluate", help="evaluate a trained run", formatter_class=formatter,
-                       description="Print the test ELBO, the importance-weighted bound on log p(x), the KL and "
-                                   "the active units of a run, as JSON, in nats per image.")
+                       description="Print the test ELBO, the importance-weighted bound on log p(x) (and the "
+                                   "negative log-likelihood it gives, in nats per image and bits per dimension, "
+                                   "with its standard error over images), the KL and the active units of a "
+                                   "run, as JSON.")
     e.add_argument("run_dir", metavar="RUN_DIR")
-    e.add_argument("--samples", type=importance_samples, default=d(1000),
-                   help=f"importance samples K per image (at most {MAX_IMPORTANCE_SAMPLES})")
+    e.add_argument("--samples", type=importance_samples, default=d(MAX_IMPORTANCE_SAMPLES),
+                   help=f"importance samples K per image for log p(x) (at most {MAX_IMPORTANCE_SAMPLES}; "
+                        "about 2 minutes of CPU time per 1,000 MNIST images at 5000)")
     e.add_argument("--data-dir", default=d(None), help="as for train")
     e.add_argument("--limit", type=positive_int, default=d(None),
                    help="evaluate N test images drawn at random (with --seed); the binarized-mnist test set "
@@ -152,10 +163,13 @@ def config_from_settings(s, n_pixels):
     )
 
 
-def training_bytes(config, batch_size, itemsize=4):
-    """Memory training needs, roughly: parameters, gradient and Adam's two moments, plus one batch's activations."""
+def training_bytes(config, batch_size, itemsize=4, k=1):
+    """Memory training needs, roughly: parameters, gradient and Adam's two moments, plus one batch's activations.
+
+    With ``k`` samples per image the decoder's activations are ``k`` times as many.
+    """
     n_params = sum(int(np.prod(s, dtype=np.int64)) for s in param_shapes(config).values())
-    widths = sum(config.encoder_sizes) + sum(config.decoder_sizes)
+    widths = sum(config.encoder_sizes) + k * sum(config.decoder_sizes)
     return itemsize * (4 * n_params + 6 * batch_size * widths)
 
 
@@ -173,8 +187,8 @@ def available_bytes():
         return None
 
 
-def check_fits_in_memory(config, batch_size):
-    need, have = training_bytes(config, batch_size), available_bytes()
+def check_fits_in_memory(config, batch_size, k=1):
+    need, have = training_bytes(config, batch_size, k=k), available_bytes()
     if have is not None and need > 0.8 * have:
         raise ValueError(f"this model needs about {need / 2**30:.1f} GiB to train (parameters, gradient, Adam's "
                          f"two moments and one batch), more than the {have / 2**30:.1f} GiB available; "
@@ -187,7 +201,8 @@ def _saved_settings(out):
     c, t = checkpoint.config, checkpoint.training
     saved = {"latent": c["n_latent"], "hidden": list(c["hidden"]), "likelihood": c["likelihood"],
              "sigma": None if c.get("learn_sigma") else c["sigma"], "beta": c["beta"], "kl": c["kl"],
-             "batch_size": t["batch_size"], "lr": t["lr"], "seed": t["seed"]}
+             "batch_size": t["batch_size"], "lr": t["lr"], "seed": t["seed"],
+             "objective": t.get("objective", "elbo"), "k": t.get("k", 1)}  # runs that record none: the ELBO
     recorded = _recorded_data(out)
     if recorded is None:
         raise ValueError(f"{out} has a checkpoint but no {RUN_NAME} saying which data it was trained on; "
@@ -233,19 +248,21 @@ def run_train(args, given, stop):
     settings = _settings_for(args, given)
     data = load_dataset(settings["data"], args.data_dir, binarize=settings["binarize"])
     config = config_from_settings(settings, data.train.shape[1])
-    check_fits_in_memory(config, settings["batch_size"])
+    check_objective(config, settings["objective"], settings["k"])
+    check_fits_in_memory(config, settings["batch_size"], k=settings["k"])
     stop.check()  # a signal while the data loaded: stop before the run directory is touched
     out = Path(args.out)
     if args.overwrite:
         for name in (CHECKPOINT_NAME, HISTORY_NAME, RUN_NAME, "data.json"):
             (out / name).unlink(missing_ok=True)
     out.mkdir(parents=True, exist_ok=True)
-    run_record = {k: settings[k] for k in ("data", "binarize")}
+    run_record = {k: settings[k] for k in ("data", "binarize", "objective", "k")}
     (out / RUN_NAME).write_text(json.dumps(run_record))
     log = lambda line: print(line, flush=True)
     trainer = fit(config, data.train, data.test, epochs=args.epochs, lr=settings["lr"],
                   batch_size=settings["batch_size"], seed=settings["seed"], out_dir=out, resume=args.resume,
-                  progress=not args.no_progress, log=log, threads=args.threads, stop=stop)
+                  progress=not args.no_progress, log=log, threads=args.threads, stop=stop,
+                  objective=settings["objective"], k=settings["k"])
     if stop.received:  # also a signal that came after the last epoch was saved
         return _exit_code(stop.received)
     return 130 if trainer.interrupted else 0
@@ -269,6 +286,9 @@ def run_evaluate(args):
     params = {k: v.astype(np.float64) for k, v in checkpoint.params.items()}
     terms = elbo_terms(params, x, config, rng)
     log_px = importance_weighted_log_likelihood(params, x, config, rng, n_samples=args.samples, progress=True)
+    nll = float(-log_px.mean())
+    nll_se = float(log_px.std(ddof=1) / np.sqrt(len(x))) if len(x) > 1 else None  # over test images
+    per_dim = config.n_pixels * np.log(2)  # nats per image -> bits per dimension
     count, _ = active_units(params, x, config)
     report = {
         "run_dir": str(run), "data": recorded["data"], "test_images": len(x), "epoch": checkpoint.epoch,
@@ -277,10 +297,15 @@ def run_evaluate(args):
         "test_reconstruction": float(terms["reconstruction"].mean()),
         "test_kl": float(terms["kl"].mean()),
         "test_log_likelihood_iw": float(log_px.mean()),
+        "test_nll_iw": nll, "test_nll_iw_stderr": nll_se,
+        "test_nll_iw_bits_per_dim": nll / per_dim,
+        "test_nll_iw_bits_per_dim_stderr": None if nll_se is None else nll_se / per_dim,
         "importance_samples": args.samples,
+        "objective": checkpoint.training.get("objective", "elbo"), "k": checkpoint.training.get("k", 1),
         "active_units": count, "n_latent": config.n_latent,
         "units": "nats per image; elbo and log_likelihood_iw are log-densities (higher is better), "
-                 "neg_elbo, reconstruction and kl are loss terms (lower is better)",
+                 "neg_elbo, reconstruction and kl are loss terms (lower is better); nll_iw = -log_likelihood_iw, "
+                 "its stderr the standard error of the mean over test images; bits_per_dim = nll / (n_pixels ln 2)",
     }
     print(json.dumps(report, indent=1))
     return 0

@@ -1,4 +1,4 @@
-"""Training: minibatch descent on the loss (the negative ELBO), with checkpoints and history.
+"""Training: minibatch descent on the loss (the negative ELBO, or the negative IWAE bound), with checkpoints and history.
 
 :class:`Trainer` holds everything a run needs to continue exactly where it
 stopped: parameters, optimiser state, the random generator and the history.
@@ -9,6 +9,11 @@ Two engines compute the same step. ``"fast"`` (the default) uses
 :mod:`vaelib.fast`: fused kernels and a compiled Adam. ``"core"`` uses only
 :mod:`vaelib.core`, the plain NumPy a learner reads;
 ``tests/test_train.py`` checks that the two give the same loss curve.
+
+The objective: ``"elbo"`` (the default) minimises the loss of
+:mod:`vaelib.core.vae`, one sample per image; ``"iwae"`` minimises ``-L_K``, the
+importance-weighted bound of :mod:`vaelib.core.iwae` with ``k`` samples per image
+(``k = 1`` is the ELBO with a Monte Carlo KL, whatever ``config.kl`` says).
 
 Threads: training runs its matrix products on ``threads`` BLAS threads, one
 by default. One thread gives the same numbers on every run (OpenBLAS sums in
@@ -35,15 +40,23 @@ from .atomic import atomic_write
 from .batches import Minibatches, is_binary
 from .checkpoint import Checkpoint, check_same_run, load_checkpoint, save_checkpoint
 from .stop import StopSignals
-from vaelib.core.evaluate import elbo_terms
+from vaelib.core.evaluate import elbo_terms, importance_weighted_log_likelihood
 from vaelib.core import optim
+from vaelib.core.iwae import check_iwae_config, negative_iwae_backward, negative_iwae_forward
 from vaelib.core.vae import VAEConfig, init_params, negative_elbo_backward, negative_elbo_forward, param_shapes
 from vaelib.fast.adam import FastAdam
 from vaelib.fast.flat import flat_views, flatten
+from vaelib.fast.iwae import inplace_negative_iwae_and_grads
 from vaelib.fast.vae import inplace_negative_elbo_and_grads
 
 #: engine -> optimiser name -> class
 OPTIMISERS = {"fast": {**optim.OPTIMISERS, "adam": FastAdam}, "core": optim.OPTIMISERS}
+
+#: objective -> (the fast step, the core's forward and backward)
+OBJECTIVES = {
+    "elbo": (inplace_negative_elbo_and_grads, negative_elbo_forward, negative_elbo_backward),
+    "iwae": (inplace_negative_iwae_and_grads, negative_iwae_forward, negative_iwae_backward),
+}
 
 CHECKPOINT_NAME = "model.npz"
 HISTORY_NAME = "history.json"
@@ -75,6 +88,18 @@ def validate_data(x, config, name="data"):
         )
 
 
+def check_objective(config, objective, k):
+    """Raise ``ValueError`` unless ``objective`` with ``k`` samples per image can train ``config``."""
+    if objective not in OBJECTIVES:
+        raise ValueError(f"unknown objective {objective!r}; choose one of {sorted(OBJECTIVES)}")
+    if not (isinstance(k, (int, np.integer)) and k >= 1):
+        raise ValueError(f"k must be a positive integer, got {k!r}")
+    if objective == "elbo" and k != 1:
+        raise ValueError(f"k = {k} samples per image is for objective 'iwae'; the ELBO is trained on one")
+    if objective == "iwae":
+        check_iwae_config(config)
+
+
 class Trainer:
     """A VAE being trained: parameters, optimiser, random generator, history.
 
@@ -93,10 +118,13 @@ class Trainer:
         Which implementation computes each step (see the module docstring).
     threads : int
         BLAS threads for the matrix products.
+    objective : {"elbo", "iwae"}
+    k : int
+        Samples per image of the ``"iwae"`` objective (1 for ``"elbo"``).
     """
 
     def __init__(self, config, *, lr=1e-3, batch_size=128, seed=0, optimizer="adam", dtype=np.float32,
-                 engine="fast", threads=1):
+                 engine="fast", threads=1, objective="elbo", k=1):
         if batch_size <= 0:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
         if engine not in OPTIMISERS:
@@ -105,9 +133,10 @@ class Trainer:
             raise ValueError(f"unknown optimizer {optimizer!r}; choose one of {sorted(OPTIMISERS[engine])}")
         if threads < 1:
             raise ValueError(f"threads must be a positive integer, got {threads}")
+        check_objective(config, objective, k)
         self.config = config
         self.settings = {"lr": lr, "batch_size": batch_size, "seed": seed, "optimizer": optimizer,
-                         "dtype": np.dtype(dtype).name}
+                         "dtype": np.dtype(dtype).name, "objective": objective, "k": int(k)}
         self.engine, self.threads = engine, threads
         self.rng = np.random.default_rng(seed)
         self.shapes = param_shapes(config)
@@ -121,12 +150,14 @@ class Trainer:
     # ------------------------------------------------------------ one step, one epoch
     def step(self, x):
         """One descent step on a batch ``x`` of shape (batch, n_pixels); returns ``(loss, terms)``."""
-        eps = self.rng.standard_normal((len(x), self.config.n_latent), dtype=self.theta.dtype)
+        fast_step, forward, backward = OBJECTIVES[self.settings["objective"]]
+        samples = (self.settings["k"],) if self.settings["objective"] == "iwae" else ()
+        eps = self.rng.standard_normal((len(x), *samples, self.config.n_latent), dtype=self.theta.dtype)
         if self.engine == "fast":
-            loss, terms = inplace_negative_elbo_and_grads(self.grads, self.params, x, eps, self.config)
+            loss, terms = fast_step(self.grads, self.params, x, eps, self.config)
         else:
-            loss, terms, cache = negative_elbo_forward(self.params, x, eps, self.config)
-            for name, grad in negative_elbo_backward(cache).items():
+            loss, terms, cache = forward(self.params, x, eps, self.config)
+            for name, grad in backward(cache).items():
                 self.grads[name][...] = grad
         if not np.isfinite(loss):
             raise NonFiniteLossError(
@@ -151,13 +182,17 @@ class Trainer:
 
         Returns
         -------
-        dict : mean per-image ``neg_elbo``, ``reconstruction``, ``kl`` (nats) over the epoch.
+        dict : mean per-image ``neg_elbo``, ``reconstruction``, ``kl`` (nats) over the epoch,
+            and ``neg_iwae`` for the ``"iwae"`` objective (the ``K``-sample terms, see
+            :func:`~vaelib.core.iwae.negative_iwae_forward`).
         """
         batch_size = self.settings["batch_size"]
         if not isinstance(x, Minibatches):
             x = Minibatches(x, self.theta.dtype)
         order = self.rng.permutation(len(x))
         sums = {"neg_elbo": 0.0, "reconstruction": 0.0, "kl": 0.0}
+        if self.settings["objective"] == "iwae":
+            sums["neg_iwae"] = 0.0
         seen = 0
         bar = tqdm(x.iterate(order, batch_size), total=-(-len(x) // batch_size), desc=f"epoch {self.epoch + 1}",
                    unit="batch", disable=not progress, leave=False, mininterval=0.5)
@@ -182,12 +217,16 @@ class Trainer:
     def evaluate(self, x):
         """Mean one-sample ``neg_elbo``, ``reconstruction``, ``kl`` on ``x`` (nats per image).
 
+        For the ``"iwae"`` objective also ``neg_iwae``, ``-L_K`` at the training ``K``.
         Uses its own generator seeded by ``(seed, epoch)``, so evaluating never
         changes the training stream.
         """
         rng = np.random.default_rng([self.settings["seed"], self.epoch, 1])
         with threadpool_limits(self.threads, user_api="blas"):
             terms = elbo_terms(self.params, x, self.config, rng)
+            if self.settings["objective"] == "iwae":
+                terms["neg_iwae"] = -importance_weighted_log_likelihood(self.params, x, self.config, rng,
+                                                                         n_samples=self.settings["k"])
         return {k: float(v.mean()) for k, v in terms.items()}
 
     # ------------------------------------------------------------ checkpoints
@@ -206,9 +245,10 @@ class Trainer:
     def from_checkpoint(cls, checkpoint, **options):
         """Rebuild a trainer that continues exactly where the checkpoint left off.
 
-        ``options`` (``engine``, ``threads``) are passed to the constructor.
+        ``options`` (``engine``, ``threads``) are passed to the constructor. A
+        checkpoint that records no objective was trained on the ELBO.
         """
-        settings = {k: v for k, v in checkpoint.training.items() if k != "history"}
+        settings = {"objective": "elbo", "k": 1, **{k: v for k, v in checkpoint.training.items() if k != "history"}}
         trainer = cls(VAEConfig(**checkpoint.config), **settings, **options)
         for name in trainer.shapes:
             if name not in checkpoint.params or checkpoint.params[name].shape != trainer.params[name].shape:
@@ -222,7 +262,7 @@ class Trainer:
 
 
 def fit(config, train_x, test_x=None, *, epochs, lr=1e-3, batch_size=128, seed=0, out_dir=None,
-        resume=False, progress=True, log=print, engine="fast", threads=1, stop=None):
+        resume=False, progress=True, log=print, engine="fast", threads=1, stop=None, objective="elbo", k=1):
     """Train a VAE for ``epochs`` epochs in total.
 
     Parameters
@@ -248,6 +288,9 @@ def fit(config, train_x, test_x=None, *, epochs, lr=1e-3, batch_size=128, seed=0
         unless the caller listens already (the command line listens for SIGINT
         and SIGTERM from its start). By default: SIGINT (Ctrl-C, Jupyter's
         interrupt). Outside the main thread nothing listens.
+    objective, k
+        What is minimised: ``"elbo"``, or ``"iwae"`` with ``k`` samples per image
+        (see the module docstring). A resumed run must use the checkpoint's.
 
     Returns
     -------
@@ -266,6 +309,7 @@ def fit(config, train_x, test_x=None, *, epochs, lr=1e-3, batch_size=128, seed=0
     """
     if epochs <= 0:
         raise ValueError(f"epochs must be a positive integer, got {epochs}")
+    check_objective(config, objective, k)
     stop = StopSignals(signal.SIGINT) if stop is None else stop
     with stop:
         validate_data(train_x, config, "train")
@@ -278,12 +322,14 @@ def fit(config, train_x, test_x=None, *, epochs, lr=1e-3, batch_size=128, seed=0
 
         if resume and ckpt_path is not None and ckpt_path.exists():
             checkpoint = load_checkpoint(ckpt_path)
-            check_same_run(checkpoint, config.to_dict(), {"lr": lr, "batch_size": batch_size, "seed": seed},
-                           ckpt_path)
+            checkpoint.training = {"objective": "elbo", "k": 1, **checkpoint.training}  # older runs: the ELBO
+            check_same_run(checkpoint, config.to_dict(), {"lr": lr, "batch_size": batch_size, "seed": seed,
+                                                          "objective": objective, "k": k}, ckpt_path)
             trainer = Trainer.from_checkpoint(checkpoint, engine=engine, threads=threads)
             log(f"resumed from {ckpt_path} after epoch {trainer.epoch}")
         else:
-            trainer = Trainer(config, lr=lr, batch_size=batch_size, seed=seed, engine=engine, threads=threads)
+            trainer = Trainer(config, lr=lr, batch_size=batch_size, seed=seed, engine=engine, threads=threads,
+                              objective=objective, k=k)
         trainer.interrupted = False
         train_batches = Minibatches(train_x, trainer.theta.dtype)
 
@@ -338,6 +384,10 @@ def _settle_after_interrupt(ckpt_path, history_path):
 
 def _epoch_line(record):
     line = f"epoch {record['epoch']:3d}  {record['seconds']:6.2f} s  train -ELBO {record['train_neg_elbo']:8.3f}"
+    if "train_neg_iwae" in record:
+        line += f"  -IWAE {record['train_neg_iwae']:8.3f}"
     if "test_neg_elbo" in record:
         line += f"  test -ELBO {record['test_neg_elbo']:8.3f} (rec {record['test_reconstruction']:.3f}, KL {record['test_kl']:.3f})"
+    if "test_neg_iwae" in record:
+        line += f"  -IWAE {record['test_neg_iwae']:8.3f}"
     return line + "  nats/image"
