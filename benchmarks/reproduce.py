@@ -14,7 +14,8 @@ validation split with the same noise every time (common random numbers, so two
 evaluations differ by the model only); the best parameters are kept. Training
 stops at the first of: ``--budget-minutes`` of CPU time (``time.process_time``,
 training and validation, summed over resumed sessions), ``--max-epochs``, or
-``--patience`` epochs without a better validation bound (early stopping).
+``--patience`` epochs without a better validation bound (early stopping, never
+during the warm-up).
 An optional KL warm-up (``--warmup-epochs W``) weighs the KL term by
 ``min(1, epoch / W)`` while training, as Tomczak & Welling (2018) did; the
 validation bound is always the true ELBO (weight 1).
@@ -189,7 +190,8 @@ def train(args, data, log=print):
     with stop, threadpool_limits(args.threads, user_api="blas"):
         try:
             while True:
-                if progress["best_epoch"] is not None and trainer.epoch - progress["best_epoch"] >= args.patience:
+                if (progress["best_epoch"] is not None and trainer.epoch >= args.warmup_epochs
+                        and trainer.epoch - progress["best_epoch"] >= args.patience):
                     progress["stopped"] = f"early stopping: no better validation bound for {args.patience} epochs"
                 elif trainer.epoch >= args.max_epochs:
                     progress["stopped"] = f"--max-epochs {args.max_epochs}"

@@ -131,6 +131,15 @@ def test_early_stopping_keeps_the_best_validated_epoch(data_dir, tmp_path, monke
     assert load_checkpoint(out / "best" / "model.npz").epoch == 2
 
 
+def test_early_stopping_waits_for_the_end_of_the_warm_up(data_dir, tmp_path, monkeypatch):
+    bounds = iter([90.0, 95.0, 96.0, 97.0, 98.0, 99.0, 99.5])  # best at epoch 1
+    monkeypatch.setattr(reproduce, "validation_bound", lambda *args: next(bounds))
+    out = tmp_path / "run"
+    assert run(data_dir, out, "--max-epochs", "20", "--patience", "2", "--warmup-epochs", "6") == 0
+    r = json.loads((out / "report.json").read_text())
+    assert r["best_epoch"] == 1 and r["epochs_trained"] == 6 and r["stopped"].startswith("early stopping")
+
+
 def test_a_budget_of_zero_trains_nothing_more(data_dir, tmp_path):
     out = tmp_path / "run"
     assert run(data_dir, out, "--max-epochs", "2") == 0
