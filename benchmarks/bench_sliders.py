@@ -52,7 +52,8 @@ def build_views():
     table = elbo_sign.trade_off_table((0.25, 1.0, 4.0), VAEConfig(n_pixels=16, hidden=(8,), n_latent=2), x, n_steps=50)
     sweep = tradeoff.sigma_sweep((0.1, 0.4, 1.6), base=tradeoff.GREY_10D)  # notebook 03's models, from the cache
     yield "01 beta", elbo_sign.make_elbo_sign_view(table), "beta", (4.0, 0.25, 1.0)
-    yield "02 q mean", make_elbo_gap_view(), "mu", (1.0, 1.05, -0.5)
+    gap = make_elbo_gap_view()
+    yield "02 q mean", gap, "mu", [value for _, value in gap.sliders["mu"].options][::-2]  # values it has
     yield "03 sigma", sigma_tradeoff.make_sigma_tradeoff_view(sweep), "sigma", (0.4, 1.6, 0.1)
     yield "04 sigma (N = 1000)", _estimators_view(make_gradient_estimators_view), "sigma", (0.2, 0.5, 2.0)
     yield from _app_views()

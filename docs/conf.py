@@ -9,10 +9,9 @@ when the site is read:
 - notebooks are read with their stored outputs (``nb_execution_mode = "off"``);
 - MathJax 3 is served from the site itself: the few components it needs are
   copied from the ``sphinx-mathjax-offline`` package (PyPI) into ``_static/mathjax``;
-- no ipywidgets JavaScript: the sliders of the notebooks reach the site as
-  their ``text/html`` fallback (a player over precomputed frames, see
-  :mod:`vaelib.teaching.views.slider_view`), and ``tools/build_site.py`` removes
-  the widget views and their saved state.
+- no ipywidgets JavaScript: ``tools/build_site.py`` removes the widget views and
+  their saved state, and turns each slider view's stored frames into a player
+  (``tools/player.py``), which ``_static/player.js`` moves.
 """
 
 import importlib
@@ -53,8 +52,8 @@ html_title = "Understanding the VAE, with every step checked"
 html_static_path = ["_static"]
 html_css_files = ["site.css"]
 # Any figure opens at full size on a click, a tap or Enter; what scrolls sideways is in the tab order
-# (docs/_static/site.js, no library).
-html_js_files = [("site.js", {"defer": "defer"})]
+# (docs/_static/site.js); the slider views' players move (docs/_static/player.js). No library.
+html_js_files = [("site.js", {"defer": "defer"}), ("player.js", {"defer": "defer"})]
 # The site's own icon: without one, browsers ask for /favicon.ico and log its 404 on every page.
 html_favicon = "_static/favicon.svg"
 # Overrides of theme templates, each saying why (docs/_templates).

@@ -21,7 +21,8 @@ from math import prod
 import nbformat
 import pytest
 
-from site_fixture import ALT_FIXTURE_PAGE, ALT_TEXTS, FIXTURE_PAGE, FIXTURE_PAGES, NOTEBOOKS, ROOT, built_site
+from site_fixture import (ALT_FIXTURE_PAGE, ALT_TEXTS, FIXTURE_PAGE, FIXTURE_PAGES, NOTEBOOKS, PLAYER_SCALES, ROOT,
+                          built_site, load_builder, player_alt)
 from vaelib.teaching.views.slider_view import MAX_STATIC_FRAMES
 
 # Hosts and words that mean a file is fetched from a CDN (checked here, independently of the builder's list).
@@ -60,7 +61,7 @@ def page(site, name):
 
 
 def players(html_text):
-    """The frame data of every static player on a page, in order."""
+    """The data of every player on a page, in order (``tools/player.py``: sliders, start, frames)."""
     return [json.loads(m) for m in re.findall(
         r'<script type="application/json" class="vaelib-static-data">(.*?)</script>', html_text, re.S)]
 
@@ -137,15 +138,17 @@ def test_mathjax_is_served_from_the_site(site):
 
 def test_each_precomputed_slider_page_carries_all_its_frames(site):
     fixture = players(page(site, FIXTURE_PAGE))
-    assert [len(p["frames"]) for p in fixture] == [6] and fixture[0]["labels"] == [["0.5", "1", "2"], ["0", "0.5"]]
+    assert [len(p["frames"]) for p in fixture] == [6]
+    assert [s["values"] for s in fixture[0]["sliders"]] == [["0.5", "1", "2"], ["0", "0.5"]]
     for path in sorted((site.out.parent / "notebooks").glob("*.ipynb")):  # as copied for the build
         expected = [frames for _, frames in notebook_views(path) if frames]
         found = players(page(site, path.stem))
         assert [len(p["frames"]) for p in found] == expected, path.stem
         for data in found:
-            assert prod(len(labels) for labels in data["labels"]) == len(data["frames"])
-            for png, readout in data["frames"]:
-                assert base64.b64decode(png)[:8] == b"\x89PNG\r\n\x1a\n" and readout.strip()
+            assert prod(len(s["values"]) for s in data["sliders"]) == len(data["frames"])
+            assert 0 <= data["start"] < len(data["frames"])
+            for frame in data["frames"]:
+                assert base64.b64decode(frame["png"])[:8] == b"\x89PNG\r\n\x1a\n" and frame["readout"].strip()
         assert site.page(path.stem).frames == expected
 
 
@@ -186,7 +189,10 @@ def test_each_figure_takes_the_alt_text_its_output_carries(site):
     # two images of one cell, each with its own words: metadata["image/png"]["alt"], then metadata["alt"]
     assert [alt for _, alt in files] == [ALT_TEXTS["line"], ALT_TEXTS["bars"]]
     player = [a for src, _, a in found if "vaelib-static-figure" in a.get("class", "")]
-    assert len(player) == 1 and player[0]["alt"] == player[0]["data-vaelib-alt"] == ALT_TEXTS["player"]
+    assert len(player) == 1 and player[0]["alt"] == ALT_TEXTS["player"]
+    # each frame has its own words, which name its setting
+    (data,) = players(page(site, ALT_FIXTURE_PAGE))
+    assert [f["alt"] for f in data["frames"]] == [player_alt(scale) for scale in PLAYER_SCALES]
     assert site.page(ALT_FIXTURE_PAGE).alt_texts and len(site.page(ALT_FIXTURE_PAGE).alt_texts) == 2
 
 
@@ -219,7 +225,8 @@ def test_the_front_page_is_for_learners(site):
 def test_every_page_loads_the_sites_script_and_icon(site):
     for path in site.out.glob("*.html"):
         tags = Tags(path.read_text()).tags
-        assert any(t == "script" and a.get("src", "").startswith("_static/site.js") for t, a in tags), path.name
+        for script in ("site.js", "player.js"):
+            assert any(t == "script" and a.get("src", "").startswith(f"_static/{script}") for t, a in tags), path.name
         assert any(t == "link" and a.get("rel") == "icon" and (path.parent / a["href"]).is_file()
                    for t, a in tags), path.name
         # the theme starts in light mode on a first visit (no "Got invalid theme mode")
@@ -242,3 +249,78 @@ def test_mathjax_options_are_those_of_the_components_loaded(site):
     assert "enableMenu" not in json.dumps(config)
     assert config["loader"]["load"] == ["input/tex", "output/chtml", "a11y/assistive-mml"]
     assert (site.out / "_static" / "mathjax" / "a11y" / "assistive-mml.js").is_file()
+
+
+def test_a_player_is_the_sites_html_over_the_notebooks_data(site):
+    """No player brings its own script or styles (``docs/_static/player.js`` and ``site.css`` do), and its
+    data are those the notebook stored, whatever form the notebook stored them in."""
+    for report in site.pages:
+        html_text = page(site, report.name)
+        for view in re.findall(r'<div class="vaelib-static-view".*?</script></div>', html_text, re.S):
+            assert "<style" not in view and len(re.findall(r"<script", view)) == 1, report.name
+            assert '<script type="application/json" class="vaelib-static-data">' in view
+
+
+# ---------------------------------------------------------------- tools/player.py, without a site
+def _player():
+    load_builder()  # puts tools/ on the path
+    import player
+
+    return player
+
+
+def _legacy_html():
+    """A player as a notebook stored it before the frames were stored as data (two sliders, 3 x 2 frames)."""
+    frames = [[base64.b64encode(b"\x89PNG\r\n\x1a\n" + bytes([k])).decode(), f"readout {k}"] for k in range(6)]
+    data = json.dumps({"labels": [["0.5", "1", "2"], ["0", "0.25"]], "frames": frames})
+    sliders = "".join(
+        f'<label class="vaelib-static-slider"><span>{label}</span><input class="vaelib-static-input" type="range" '
+        f'min="0" max="{top}" step="1" value="{value}" data-name="{name}" aria-label="{label}" aria-valuetext="x">'
+        f'<output class="vaelib-static-value">x</output></label>'
+        for label, name, top, value in (("β", "beta", 2, 2), ("σ", "sigma", 1, 1)))
+    return (f'<div class="vaelib-static-view" id="vaelib-view-0" data-vaelib-frames="6"><style>.x{{}}</style>'
+            f'<div class="vaelib-static-controls">{sliders}</div><pre class="vaelib-static-readout">readout 5</pre>'
+            f'<img class="vaelib-static-figure" alt="the figure at the setting chosen above" src="data:image/png;base64,'
+            f'{frames[5][0]}"><script type="application/json" class="vaelib-static-data">{data}</script>'
+            f'<script>(function () {{}})();</script></div>')
+
+
+def test_a_stored_html_player_is_read_back_into_frames_data():
+    player = _player()
+    data = player.legacy_data(_legacy_html())
+    assert [(s["name"], s["label"], s["values"]) for s in data["sliders"]] == [
+        ("beta", "β", ["0.5", "1", "2"]), ("sigma", "σ", ["0", "0.25"])]
+    assert data["start"] == 5 and data["readout"] == "readout 5" and data["settings"] == 6
+    assert [f["readout"] for f in data["frames"]] == [f"readout {k}" for k in range(6)]
+    assert [f["setting"] for f in data["frames"]][:3] == ["β = 0.5, σ = 0", "β = 0.5, σ = 0.25", "β = 1, σ = 0"]
+    # the live figure's words at the starting setting give each frame its words, with its own setting
+    described = player.with_words(data, "Two bars; at β = 2 the KL is small. Setting shown: β = 2, σ = 0.25.")
+    assert described["frames"][0]["alt"] == "Two bars; at β = 2 the KL is small. Setting shown: β = 0.5, σ = 0."
+    assert player.with_words(data, "Two bars.")["frames"][1]["alt"] == "Two bars. Setting shown: β = 0.5, σ = 0.25."
+    assert player.legacy_data(player.kernel_note("its sliders are continuous")) is None
+
+
+def test_the_players_html_starts_at_the_stored_setting_and_carries_its_data():
+    player = _player()
+    data = player.with_words(player.legacy_data(_legacy_html()), "Words. Setting shown: β = 2, σ = 0.25.")
+    text = player.player_html(data)
+    tags = Tags(text).tags
+    inputs = [a for t, a in tags if t == "input"]
+    assert [(i["data-name"], i["value"], i["aria-valuetext"]) for i in inputs] == [
+        ("beta", "2", "β = 2"), ("sigma", "1", "σ = 0.25")]
+    image = next(a for t, a in tags if t == "img")
+    assert image["src"].endswith(data["frames"][5]["png"]) and image["alt"] == "Words. Setting shown: β = 2, σ = 0.25."
+    assert '<pre class="vaelib-static-readout" aria-live="polite">readout 5</pre>' in text
+    assert players(text) == [data]
+    assert not re.search(r"https?://", text)
+
+
+def test_a_view_without_frames_says_why_it_needs_a_kernel():
+    player = _player()
+    view = {"sliders": [{"name": "mu", "label": "q mean mu", "values": None}], "start": None, "settings": None,
+            "dpi": 100, "readout": "ELBO = -3.96", "frames": []}
+    text = player.view_html(view)
+    assert "its sliders are continuous" in text and "(q mean mu)" in text and "make lab" in text
+    assert "ELBO = -3.96" in text and "vaelib-static-data" not in text
+    assert "too many to store" in player.view_html(dict(view, settings=MAX_STATIC_FRAMES + 1))
+    assert "saved without its precomputed settings" in player.view_html(dict(view, settings=4))

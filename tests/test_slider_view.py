@@ -1,9 +1,7 @@
-"""SliderView: settings, precomputed frames, the static player and what show() displays."""
+"""SliderView: settings, precomputed frames, the data a page without a kernel needs, and what show() displays."""
 
+import base64
 import io
-import json
-import re
-from html.parser import HTMLParser
 
 import ipywidgets as widgets
 import matplotlib
@@ -17,7 +15,8 @@ from PIL import Image  # noqa: E402
 from vaelib.teaching.views import slider_view  # noqa: E402
 from vaelib.teaching.views.slider_view import (  # noqa: E402
     FRAME_DPI,
-    CONTROLS_ROLE, FIGURE_ROLE, FRAME_COLOURS, MAX_STATIC_FRAMES, SliderView, compressed_png, value_slider)
+    CONTROLS_ROLE, FIGURE_ROLE, FRAME_COLOURS, FRAMES_MIME, MAX_STATIC_FRAMES, SliderView, compressed_png,
+    value_slider)
 
 X = np.linspace(0.0, 2.0 * np.pi, 100)
 A_VALUES, B_VALUES = (0.5, 1.0, 2.0), (0.0, 0.25)
@@ -58,13 +57,6 @@ def rendered(fig):
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=fig.dpi)  # at the figure's dpi, whatever savefig.dpi says
     return buffer.getvalue()
-
-
-def player_data(html_text):
-    """The JSON of the player's frames, read from its <script type="application/json">."""
-    match = re.search(r'<script type="application/json" class="vaelib-static-data">(.*?)</script>', html_text, re.S)
-    assert match, "no frame data in the player"
-    return json.loads(match.group(1))
 
 
 def test_settings_of_selection_sliders_first_slider_slowest():
@@ -133,38 +125,39 @@ def test_readout_at_gives_the_readout_of_a_setting_without_moving_the_view():
     assert rendered(view.fig) == before and view.values == {"a": 1.0, "b": 0.0}
 
 
-class _Collect(HTMLParser):
-    def __init__(self):
-        super().__init__()
-        self.tags = []
-
-    def handle_starttag(self, tag, attrs):
-        self.tags.append((tag, dict(attrs)))
-
-
-def test_static_html_is_a_player_over_all_frames_starting_at_the_current_setting():
+def test_frames_data_holds_the_sliders_the_start_and_every_frame_with_its_words():
     view = two_slider_view(a=2.0, b=0.25)
+    view.alt = lambda a, b: f"A sine curve of amplitude {a:g} raised by {b:g}."
     frames = view.frames()
-    html_text = view.static_html(frames)
-    data = player_data(html_text)
-    assert data["labels"] == [["0.5", "1", "2"], ["0", "0.25"]]
-    assert len(data["frames"]) == 6 and [r for _, r in data["frames"]] == [f.readout for f in frames]
-    parser = _Collect()
-    parser.feed(html_text)
-    inputs = [a for t, a in parser.tags if t == "input"]
-    assert [(i["data-name"], i["max"], i["value"]) for i in inputs] == [("a", "2", "2"), ("b", "1", "1")]
-    start = 2 * 2 + 1  # a = 2 (index 2), b = 0.25 (index 1): first slider slowest
-    image = next(a for t, a in parser.tags if t == "img")
-    assert image["src"] == "data:image/png;base64," + data["frames"][start][0]
-    assert f">{frames[start].readout}</pre>" in html_text
-    assert not [a for t, a in parser.tags if t == "script" and "src" in a]  # nothing loaded from anywhere
-    assert not re.search(r"https?://", html_text)
+    data = view.frames_data(frames)
+    assert data["sliders"] == [{"name": "a", "label": "a", "values": ["0.5", "1", "2"]},
+                               {"name": "b", "label": "b", "values": ["0", "0.25"]}]
+    assert data["start"] == 2 * 2 + 1  # a = 2 (index 2), b = 0.25 (index 1): first slider slowest
+    assert data["settings"] == 6 and data["dpi"] == FRAME_DPI and data["readout"] == expected_readout(2.0, 0.25)
+    assert len(data["frames"]) == 6
+    for frame, (a, b) in zip(data["frames"], [(a, b) for a in A_VALUES for b in B_VALUES]):
+        assert frame["readout"] == expected_readout(a, b)
+        assert frame["setting"] == f"a = {a:g}, b = {b:g}"
+        # each frame's own words, naming its own setting
+        assert frame["alt"] == f"A sine curve of amplitude {a:g} raised by {b:g}. Setting shown: a = {a:g}, b = {b:g}."
+        assert base64.b64decode(frame["png"])[:8] == b"\x89PNG\r\n\x1a\n"
+    assert [base64.b64decode(f["png"]) for f in data["frames"]] == [f.png for f in frames]
+    import json
+
+    assert json.loads(json.dumps(data)) == data  # stored in the notebook as JSON
 
 
-def test_static_html_of_a_continuous_view_says_it_needs_a_kernel():
-    html_text = continuous_view().static_html()
-    assert "running Python kernel" in html_text and "make lab" in html_text and "continuous" in html_text
-    assert "a = 1.00" in html_text and "vaelib-static-data" not in html_text
+def test_frames_without_words_say_none_and_an_int_slider_labels_its_integers():
+    data = int_view().frames_data(int_view().frames())
+    assert data["sliders"] == [{"name": "k", "label": "k", "values": ["2", "4", "6", "8"]}]
+    assert data["start"] == 1 and [f["alt"] for f in data["frames"]] == [None] * 4
+
+
+def test_frames_data_of_a_continuous_view_has_its_sliders_and_readout_and_no_frames():
+    data = continuous_view().frames_data()
+    assert data["sliders"] == [{"name": "a", "label": "a", "values": None}]
+    assert data["start"] is None and data["settings"] is None and data["frames"] == []
+    assert data["readout"] == "a = 1.00"
 
 
 class FakeDisplay:
@@ -191,13 +184,15 @@ def fake_display(monkeypatch):
     return fake
 
 
-def test_show_publishes_the_widget_with_its_player_then_the_figure(fake_display):
+def test_show_publishes_the_widget_with_its_frames_then_the_figure(fake_display):
     view = two_slider_view()
     view.show(static=True)
     (controls, c_kwargs), (figure, f_kwargs) = fake_display.calls
     assert c_kwargs["raw"] and c_kwargs["metadata"]["vaelib"] == {"role": CONTROLS_ROLE, "settings": 6, "frames": 6}
-    assert "application/vnd.jupyter.widget-view+json" in controls
-    assert len(player_data(controls["text/html"])["frames"]) == 6
+    # the live widget, the frames as data (no HTML: JupyterLab and Voila render the widget), and plain text
+    assert set(controls) == {"application/vnd.jupyter.widget-view+json", FRAMES_MIME, "text/plain"}
+    assert controls[FRAMES_MIME] == view.frames_data(view.frames())
+    assert controls["text/plain"] == "a = 1, b = 0\n" + expected_readout(1.0, 0.0)
     assert f_kwargs["display_id"] is True and f_kwargs["metadata"]["vaelib"]["role"] == FIGURE_ROLE
     assert figure.data[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -207,11 +202,11 @@ def test_show_publishes_the_widget_with_its_player_then_the_figure(fake_display)
     assert view.readout == expected_readout(2.0, 0.0)
 
 
-def test_show_without_static_frames_says_so(fake_display):
+def test_show_without_static_frames_stores_the_sliders_and_no_frames(fake_display):
     two_slider_view().show(static=False)
     controls, kwargs = fake_display.calls[0]
-    assert kwargs["metadata"]["vaelib"]["frames"] == 0
-    assert "saved without its precomputed settings" in controls["text/html"]
+    assert kwargs["metadata"]["vaelib"] == {"role": CONTROLS_ROLE, "settings": 6, "frames": 0}
+    assert controls[FRAMES_MIME]["frames"] == [] and controls[FRAMES_MIME]["settings"] == 6
 
 
 @pytest.mark.parametrize("env, expected", [

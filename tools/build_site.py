@@ -7,24 +7,27 @@ is executed); the front page is the README's notebook list, followed by the
 contents. The notebooks are staged first, each output kept as it is except:
 
 - a slider view's sliders (:meth:`vaelib.teaching.views.slider_view.SliderView.show`)
-  keep only their ``text/html`` entry: a player over the precomputed frames, which
-  replaces the live figure under it, or, for a view that cannot be precomputed, a
-  note that the figure needs a running kernel (``make lab``) above its first picture;
+  become what their output's frames data (``application/vnd.vaelib.frames+json``) makes
+  with ``tools/player.py``: a player over the precomputed frames, which replaces the live
+  figure under it, or, for a view that cannot be precomputed, a note that the figure needs
+  a running kernel (``make lab``) above its first picture. A notebook executed before the
+  frames were stored as data carries a player in the sliders' ``text/html``: its frames are
+  read back into the same data (:func:`player.legacy_data`), so every page has one player;
 - any other widget keeps its plain-text form, and the saved widget state goes, so
   that no page loads the ipywidgets JavaScript (from a CDN).
 
 Alt text travels with the notebook: an image output's description is its
 ``metadata["image/png"]["alt"]`` (what ``IPython.display.Image(..., alt=...)`` and
-``display(fig, metadata={"image/png": {"alt": ...}})`` write, and what nbconvert
-reads), or ``metadata["alt"]``, or ``metadata["vaelib"]["alt"]`` (a slider view's
-figure). MyST-NB uses only an output's width and height (an alt text only from cell
-metadata, one for all of a cell's images), so the builder puts each description on
-its own image after Sphinx has written the pages (:func:`apply_alt_texts`; images are
-matched by content). A precomputed player takes the description of the live figure
-it replaces (at the starting setting): it goes on the player's image (``alt`` and
-``data-vaelib-alt``), and ``docs/_static/site.js`` puts the sliders' names and values
-of each setting in it as they move. The player's readout is announced when it
-changes (``aria-live="polite"``).
+``display(fig, metadata={"image/png": {"alt": ...}})`` write, and what nbconvert's
+``classic`` template reads), or ``metadata["alt"]``, or ``metadata["vaelib"]["alt"]``
+(a slider view's figure). MyST-NB uses only an output's width and height (an alt text
+only from cell metadata, one for all of a cell's images), so the builder puts each
+description on its own image after Sphinx has written the pages (:func:`apply_alt_texts`;
+images are matched by content). A player's frames carry their own words, each naming its
+setting, and ``docs/_static/player.js`` puts those of the frame shown on the image; a
+stored HTML player takes the words of the live figure it replaces, with each frame's
+setting in place of the starting one. The player's readout is announced when it changes
+(``aria-live="polite"``).
 
 Besides the notebooks the site has the pages listed in :data:`EXTRA_PAGES`
 (``docs/instructors.md``), after the notebooks in the contents.
@@ -51,7 +54,10 @@ from pathlib import Path
 
 import nbformat
 
-from vaelib.teaching.views.slider_view import CONTROLS_ROLE, FIGURE_ROLE, MAX_STATIC_FRAMES, kernel_note
+from vaelib.teaching.views.slider_view import CONTROLS_ROLE, FIGURE_ROLE, FRAMES_MIME, MAX_STATIC_FRAMES
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import player  # noqa: E402  (tools/player.py)
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
@@ -60,8 +66,8 @@ WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 CDN_PATTERNS = ("cdn.", "jsdelivr", "unpkg", "cdnjs", "googleapis", "gstatic", "bootstrapcdn", "aspnetcdn",
                 "use.fontawesome.com", "kit.fontawesome.com", "mathjax.org", "polyfill.io", "code.jquery.com")
 TEXT_SUFFIXES = {".html", ".js", ".css", ".json", ".txt", ".xml", ".svg", ".map", ".inv", ".ipynb", ".md", ""}
-#: The note for a view's sliders saved without their HTML (``SliderView.show`` always writes it).
-KERNEL_NOTE = kernel_note("this copy of the notebook was saved without its precomputed settings")
+#: The note for a view's sliders saved with neither frames data nor a player.
+KERNEL_NOTE = player.kernel_note(player.UNSAVED)
 #: Pages of the site that are not notebooks, after the notebooks in the contents: (source, caption).
 EXTRA_PAGES = [(DOCS / "instructors.md", "For instructors")]
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif")
@@ -112,23 +118,15 @@ def image_digest(data):
     return hashlib.sha256(base64.b64decode(text)).hexdigest()
 
 
-def player_html(text, alt=None):
-    """A precomputed slider view's player as the site shows it: its readout announced when it changes
-    (``aria-live="polite"``) and, given ``alt`` (its figure's description at the starting setting), its
-    image described (``alt`` and ``data-vaelib-alt``, from which ``docs/_static/site.js`` writes the
-    description of each setting the sliders reach)."""
-    text = re.sub(r'<pre class="vaelib-static-readout"(?![^>]*aria-live)', '<pre class="vaelib-static-readout" '
-                  'aria-live="polite"', text, count=1)
-    if alt:
-        quoted = html.escape(alt, quote=True)
-        text = re.sub(r'(<img class="vaelib-static-figure") alt="[^"]*"',
-                      lambda m: f'{m.group(1)} alt="{quoted}" data-vaelib-alt="{quoted}"', text, count=1)
-    return text
+def _text(value):
+    return "".join(value) if isinstance(value, list) else value
 
 
 def static_outputs(outputs, report):
     """The outputs of one code cell as the site shows them (see the module docstring)."""
-    kept, player = [], None  # player: the index in ``kept`` of a precomputed player whose figure comes next
+    kept = []
+    shown = False  # a player was just shown: the live figure that follows goes
+    stored = None  # (index in ``kept``, data) of a stored HTML player, until its figure comes with its words
     for output in outputs:
         role = _role(output)
         data = output.get("data") or {}
@@ -140,21 +138,28 @@ def static_outputs(outputs, report):
             else:
                 report.kernel_views += 1
                 report.unsaved_frames += settings is not None and settings <= MAX_STATIC_FRAMES
-            text = data.get("text/html", KERNEL_NOTE)
-            text = "".join(text) if isinstance(text, list) else text
-            if frames:
-                text = player_html(text)
+            view = data.get(FRAMES_MIME)
+            if view is not None:
+                text = player.view_html(view)
+                stored = None
+            else:  # executed before the frames were stored as data
+                view = player.legacy_data(_text(data.get("text/html", ""))) if frames else None
+                text = player.player_html(view) if view else _text(data.get("text/html", KERNEL_NOTE))
+                stored = (len(kept), view) if view else None
             output = nbformat.from_dict({**output, "data": {"text/html": text}})
-            player = len(kept) if frames else None
-        elif role == FIGURE_ROLE and player is not None:
-            # the live figure, which the player replaces: its description becomes the player's
-            text = player_html(kept[player]["data"]["text/html"], output_alt(output, "image/png"))
-            kept[player] = nbformat.from_dict({**kept[player], "data": {"text/html": text}})
-            player = None
+            kept.append(output)
+            shown = bool(view and view["frames"])
             continue
-        elif WIDGET_VIEW in data:
-            text = data.get("text/plain", "")
-            text = "".join(text) if isinstance(text, list) else text
+        if role == FIGURE_ROLE and shown:
+            # the live figure, which the player replaces; a stored player takes its words
+            if stored is not None:
+                index, view = stored
+                text = player.player_html(player.with_words(view, output_alt(output, "image/png")))
+                kept[index] = nbformat.from_dict({**kept[index], "data": {"text/html": text}})
+            stored, shown = None, False
+            continue
+        if WIDGET_VIEW in data:
+            text = _text(data.get("text/plain", ""))
             if text and not re.match(r"[A-Z][A-Za-z]*\(", text):  # e.g. a progress bar's text
                 output = nbformat.from_dict({**output, "data": {"text/plain": text}})
             else:

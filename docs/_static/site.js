@@ -3,15 +3,14 @@
  * Every image of a page's article is put inside a button: a click, a tap, Enter or Space opens it
  * in a modal dialog at its own pixel size (scroll it when it is larger than the screen), with its
  * description and a Close button; Escape, Close or a click outside the picture shuts it, and the
- * focus goes back to the figure. A precomputed slider view's image opens at its current setting.
+ * focus goes back to the figure. A precomputed slider view's image (docs/_static/player.js) opens
+ * at its current setting, with that setting's words.
  *
- * A precomputed slider view's image whose description is given (data-vaelib-alt, written by
- * tools/build_site.py: the figure's words at the starting setting) has its alt text follow the
- * sliders: the starting setting's names and values in it become those of the setting shown.
- *
- * A block that scrolls inside its own box (a wide formula, a printed table, a slider's readout on a
- * phone) is put in the tab order, so that the keyboard can scroll it too (WCAG 2.1.1; axe:
- * scrollable-region-focusable); it leaves the tab order when it no longer scrolls (a wider window).
+ * An inline formula drawn wider than its box scrolls in it (the theme's box would cut it off). A
+ * block that scrolls inside its own box (a wide formula, displayed or inline, a printed table, a
+ * slider's readout on a phone) is put in the tab order, so that the keyboard can scroll it too
+ * (WCAG 2.1.1; axe: scrollable-region-focusable); it leaves the tab order when it no longer scrolls
+ * (a wider window).
  *
  * No library, nothing loaded: the dialog is the browser's own <dialog>.
  */
@@ -75,32 +74,26 @@
     button.addEventListener("click", function () { open(image, button); });
   }
 
-  function followSliders(view) {
-    var image = view.querySelector("img[data-vaelib-alt]");
-    if (!image) return;
-    function setting() {  // "β = 1, σ = 0.5": each slider's label and the value it shows
-      var parts = [];
-      view.querySelectorAll("label.vaelib-static-slider").forEach(function (label) {
-        var name = label.querySelector("span"), value = label.querySelector("output");
-        if (name && value) parts.push(name.textContent.trim() + " = " + value.textContent.trim());
-      });
-      return parts.join(", ");
-    }
-    var words = image.getAttribute("data-vaelib-alt"), first = setting();
-    function describe() {  // the starting setting's words, last named in the description, become the new ones
-      var now = setting(), at = first ? words.lastIndexOf(first) : -1;
-      image.alt = at >= 0 ? words.slice(0, at) + now + words.slice(at + first.length)
-        : words + (now ? " Setting shown: " + now + "." : "");
-    }
-    view.addEventListener("input", function () { window.setTimeout(describe, 0); });  // after the player
-    describe();
+  var SCROLLERS = "main article mjx-container[display='true'], main article span.math, main article pre, " +
+    "main article .output";
+
+  // An inline formula drawn wider than its box (the theme's box hides what does not fit) scrolls instead.
+  function formulasThatScroll() {
+    document.querySelectorAll("main article span.math").forEach(function (box) {
+      var drawn = box.querySelector("mjx-math");
+      if (!drawn) return;
+      var wider = drawn.getBoundingClientRect().width > box.getBoundingClientRect().width + 0.5;
+      box.classList.toggle("vaelib-scrolls", wider);
+    });
   }
 
-  var SCROLLERS = "main article mjx-container[display='true'], main article pre, main article .output";
-
   function scrollersInTabOrder() {
+    formulasThatScroll();
     document.querySelectorAll(SCROLLERS).forEach(function (block) {
-      var scrolls = block.scrollWidth > block.clientWidth + 1 || block.scrollHeight > block.clientHeight + 1;
+      // Any scroll counts, a pixel's too, as axe-core counts it; an axis that is hidden does not scroll.
+      var style = window.getComputedStyle(block), can = /^(auto|scroll)$/;
+      var scrolls = (can.test(style.overflowX) && block.scrollWidth > block.clientWidth) ||
+        (can.test(style.overflowY) && block.scrollHeight > block.clientHeight);
       var ours = block.hasAttribute("data-vaelib-scrolls");
       if (scrolls && !block.hasAttribute("tabindex")) {
         block.setAttribute("tabindex", "0");
@@ -112,14 +105,32 @@
     });
   }
 
+  // Once MathJax has typeset the page (this script may run before MathJax's own, which loads async: then
+  // its configuration is still a plain object, and the step that typesets the page is extended).
+  function afterMaths(callback) {
+    var mathjax = window.MathJax;
+    if (!mathjax) return;
+    if (mathjax.startup && mathjax.startup.promise) {
+      mathjax.startup.promise.then(callback);
+      return;
+    }
+    mathjax.startup = mathjax.startup || {};
+    var pageReady = mathjax.startup.pageReady;
+    mathjax.startup.pageReady = function () {
+      var done = pageReady ? pageReady() : window.MathJax.startup.defaultPageReady();
+      return done.then(function () { callback(); });
+    };
+  }
+
   function start() {
     document.querySelectorAll("main article img").forEach(wrap);
-    document.querySelectorAll(".vaelib-static-view").forEach(followSliders);
     scrollersInTabOrder();
-    // Typeset maths changes widths: look again once MathJax is done, and when the window changes.
-    if (window.MathJax && window.MathJax.startup && window.MathJax.startup.promise) {
-      window.MathJax.startup.promise.then(scrollersInTabOrder);
-    }
+    // Typeset maths changes widths, and so do its fonts when they arrive (a glyph drawn in a fallback font
+    // first can stick out of its box): look again then, and when the window changes.
+    afterMaths(function () {
+      scrollersInTabOrder();
+      if (document.fonts && document.fonts.ready) document.fonts.ready.then(scrollersInTabOrder);
+    });
     var pending;
     window.addEventListener("resize", function () {
       window.clearTimeout(pending);

@@ -13,22 +13,17 @@ and read the artists and ``readout``.
 
 A view whose sliders are all ``SelectionSlider`` s or ``IntSlider`` s has
 a finite set of settings. For those, :meth:`SliderView.frames` renders every
-setting (a compressed PNG and the readout) and :meth:`SliderView.static_html`
-turns them into a small HTML/JavaScript player with the same sliders, which
-needs no kernel and loads nothing from the network. :meth:`SliderView.show`
-puts that player in the ``text/html`` entry of the sliders' output, beside
-the live widget: JupyterLab shows the widget, and a static page built from
-the executed notebook (``make site``) shows the player. A view with a
-continuous slider gets a note instead, saying that it moves only with a
-running kernel (``make lab``).
+setting (a compressed PNG, the readout and the figure's words), and
+:meth:`SliderView.show` stores them beside the live widget, in the sliders'
+output under :data:`FRAMES_MIME` (:meth:`SliderView.frames_data`): JupyterLab
+and Voila show the widget, and the static site (``make site``,
+``tools/player.py``) turns the data into a player that needs no kernel.
 """
 
 import base64
-import hashlib
 import html
 import io
 import itertools
-import json
 import os
 import time
 from typing import NamedTuple
@@ -45,6 +40,10 @@ FRAME_COLOURS = 64
 #: Resolution of a precomputed frame: that of every figure (:mod:`vaelib.teaching.figures`), so that a
 #: frame's 10-pt text shows at 12 px or more where the site shows it.
 FRAME_DPI = DPI
+#: MIME type of the data a page without a kernel needs (:meth:`SliderView.frames_data`), stored beside the
+#: live widget in the sliders' output. JupyterLab and Voila render the widget: of a bundle's types they pick
+#: the richest they have a renderer for, and none has one for this type.
+FRAMES_MIME = "application/vnd.vaelib.frames+json"
 #: ``metadata["vaelib"]["role"]`` of the two outputs :meth:`SliderView.show` makes.
 CONTROLS_ROLE, FIGURE_ROLE = "slider-view-controls", "slider-view-figure"
 #: CSS classes of the readout's and the figure's widgets, and of the figure's words (:meth:`SliderView.widget`).
@@ -83,6 +82,7 @@ class Frame(NamedTuple):
     values: dict  # {slider name: value}
     png: bytes  # the figure, an indexed-colour PNG
     readout: str
+    alt: str | None = None  # the figure's words at this setting, naming it (SliderView.alt_text)
 
 
 def _png_bytes(fig):
@@ -315,8 +315,10 @@ class SliderView:
     def frames(self):
         """Render every setting: a list of :class:`Frame`, in the order of :meth:`settings`.
 
-        The sliders do not move and the displayed figure is not touched; the
-        artists are put back to the sliders' values afterwards.
+        Each frame has its PNG, its readout and the figure's words at its setting
+        (:meth:`alt_text`; None without :attr:`alt`). The sliders do not move and the
+        displayed figure is not touched; the artists are put back to the sliders' values
+        afterwards.
 
         Raises
         ------
@@ -330,77 +332,66 @@ class SliderView:
         try:
             for values in self.settings():
                 readout = self._update(**values)
-                frames.append(Frame(values, compressed_png(self.fig), readout))
+                frames.append(Frame(values, compressed_png(self.fig), readout, self.alt_text(values)))
         finally:
             self._update(**self.values)
         return frames
 
-    def static_html(self, frames=None):
-        """HTML for a page without a kernel: a player over ``frames``, or a note that a kernel is needed.
+    def frames_data(self, frames=()):
+        """What a page without a kernel needs to show the view: a JSON-able dict (stored as :data:`FRAMES_MIME`).
 
         Parameters
         ----------
         frames : list of Frame, optional
-            From :meth:`frames`. Without them the HTML says that the figure moves
-            only in a running notebook and shows the current readout.
+            From :meth:`frames`; none for a view that is not precomputed.
 
         Returns
         -------
-        str
-            Self-contained: images as ``data:`` URIs, plain JavaScript, nothing loaded from elsewhere.
+        dict
+            ``sliders``: ``[{"name", "label", "values"}]``, each slider's keyword, its label and the
+            labels of its settings (``values`` None for a continuous slider); ``start``: the index of
+            the sliders' current setting among the frames (first slider slowest; None if continuous);
+            ``settings``: :attr:`n_settings`; ``dpi``: :data:`FRAME_DPI`; ``readout``: the current
+            readout; ``frames``: ``[{"png", "readout", "setting", "alt"}]``, the PNG in base64, the
+            readout, the setting in words (:meth:`setting_text`) and the figure's words at it
+            (:meth:`alt_text`, or None).
         """
-        if not frames:
-            return _kernel_note(self)
         options = self.options()
-        names = list(options)
-        current = tuple(_index(self.sliders[n]) for n in names)
-        index = 0
-        for name, i in zip(names, current):
-            index = index * len(options[name]) + i
-        data = {
-            "labels": [[label for label, _ in options[n]] for n in names],
-            "frames": [[base64.b64encode(f.png).decode("ascii"), f.readout] for f in frames],
+        sliders = [{"name": name, "label": slider.description or name,
+                    "values": None if options is None else [label for label, _ in options[name]]}
+                   for name, slider in self.sliders.items()]
+        start = None
+        if options is not None:
+            start = 0
+            for name, slider in self.sliders.items():
+                start = start * len(options[name]) + _index(slider)
+        return {
+            "sliders": sliders,
+            "start": start,
+            "settings": self.n_settings,
+            "dpi": FRAME_DPI,
+            "readout": self.readout,
+            "frames": [{"png": base64.b64encode(f.png).decode("ascii"), "readout": f.readout,
+                        "setting": self.setting_text(f.values), "alt": f.alt} for f in frames],
         }
-        payload = json.dumps(data, separators=(",", ":")).replace("<", "\\u003c")
-        view_id = "vaelib-view-" + hashlib.sha256(payload.encode()).hexdigest()[:12]
-        rows = "".join(
-            f'<label class="vaelib-static-slider"><span>{html.escape(self.sliders[n].description or n)}</span>'
-            f'<input class="vaelib-static-input" type="range" min="0" max="{len(options[n]) - 1}" step="1" '
-            f'value="{i}" data-name="{html.escape(n)}" aria-label="{html.escape(self.sliders[n].description or n)}" '
-            f'aria-valuetext="{html.escape(options[n][i][0])}">'
-            f'<output class="vaelib-static-value">{html.escape(options[n][i][0])}</output></label>'
-            for n, i in zip(names, current)
-        )
-        return (
-            f'<div class="vaelib-static-view" id="{view_id}" data-vaelib-frames="{len(frames)}">'
-            f"<style>{_PLAYER_CSS}</style>"
-            f'<div class="vaelib-static-controls">{rows}</div>'
-            f'<pre class="vaelib-static-readout">{html.escape(frames[index].readout)}</pre>'
-            f'<img class="vaelib-static-figure" alt="the figure at the setting chosen above" '
-            f'src="data:image/png;base64,{data["frames"][index][0]}">'
-            f'<p class="vaelib-static-note">All {len(frames)} settings were computed in advance: move the '
-            f"sliders to see each one. In a running notebook (<code>make lab</code>) the same sliders "
-            f"recompute the figure.</p>"
-            f'<script type="application/json" class="vaelib-static-data">{payload}</script>'
-            f"<script>{_PLAYER_JS % json.dumps(view_id)}</script>"
-            f"</div>"
-        )
 
     # ------------------------------------------------------------ in a notebook
     def show(self, static=None, image_widget=False):
         """Display sliders, readout and figure in a notebook.
 
-        Two outputs: the sliders with the readout (a widget; its ``text/html``
-        entry holds :meth:`static_html`), then the figure, which every slider
-        move redraws in place. Their ``metadata["vaelib"]`` names their role
-        (:data:`CONTROLS_ROLE`, :data:`FIGURE_ROLE`) and, for the sliders, the
-        number of settings and of precomputed frames, for ``tools/build_site.py``.
+        Two outputs: the sliders with the readout (the live widget), then the figure,
+        which every slider move redraws in place. The sliders' output also holds
+        :meth:`frames_data` as :data:`FRAMES_MIME`, for a page without a kernel
+        (``tools/build_site.py``), and, as plain text, the setting and the readout.
+        Their ``metadata["vaelib"]`` names their role (:data:`CONTROLS_ROLE`,
+        :data:`FIGURE_ROLE`) and, for the sliders, the number of settings and of
+        precomputed frames.
 
         Parameters
         ----------
         static : bool, optional
-            Precompute every frame for the static player (only if
-            :attr:`precomputable`). Default: :func:`static_frames_default`.
+            Precompute every frame (only if :attr:`precomputable`). Default:
+            :func:`static_frames_default`.
         image_widget : bool
             Show the figure in an ``ipywidgets.Image`` under the readout, in the
             same output, instead of an output of its own. For Voila, which does
@@ -414,7 +405,8 @@ class SliderView:
         frames = self.frames() if static and self.precomputable else []
         controls = self.widget(image_widget=image_widget)
         bundle = controls._repr_mimebundle_()
-        bundle["text/html"] = self.static_html(frames)
+        bundle[FRAMES_MIME] = self.frames_data(frames)
+        bundle["text/plain"] = f"{self.setting_text()}\n{self.readout}"  # where no widget is shown (a code host)
         meta = _role(CONTROLS_ROLE, settings=self.n_settings, frames=len(frames))
         display(bundle, raw=True, metadata=meta)
         if not image_widget:
@@ -463,69 +455,3 @@ def _index(slider):
 
 def _role(role, **extra):
     return {"vaelib": {"role": role, **extra}}
-
-
-def _kernel_note(view):
-    names = ", ".join(s.description or n for n, s in view.sliders.items())
-    n = view.n_settings
-    why = ("its sliders are continuous" if n is None else
-           f"its {n} settings are too many to store" if n > MAX_STATIC_FRAMES else
-           "this copy of the notebook was saved without its precomputed settings")
-    return kernel_note(why, names, view.readout)
-
-
-def kernel_note(why, names=None, readout=None):
-    """HTML saying that a figure moves only with a running kernel, and how to start one.
-
-    Parameters
-    ----------
-    why : str
-        Why no player was precomputed, shown in brackets.
-    names : str, optional
-        The sliders' labels, comma-separated.
-    readout : str, optional
-        The numbers at the starting setting.
-    """
-    sliders = f" ({html.escape(names)})" if names else ""
-    numbers = f'<pre class="vaelib-static-readout">{html.escape(readout)}</pre>' if readout is not None else ""
-    return (
-        '<div class="vaelib-needs-kernel"><p><strong>This figure moves with a running Python kernel</strong> '
-        f"({why}). To move its sliders{sliders}, start JupyterLab with <code>make lab</code> "
-        "and run this notebook. The figure below shows the starting setting.</p>"
-        f"{numbers}</div>"
-    )
-
-
-_PLAYER_CSS = (
-    ".vaelib-static-controls{display:flex;flex-direction:column;gap:.3em;margin:.3em 0}"
-    ".vaelib-static-slider{display:flex;align-items:center;gap:.8em}"
-    ".vaelib-static-slider span{min-width:7em;text-align:right}"
-    ".vaelib-static-input{width:22em;max-width:60%}"
-    ".vaelib-static-value{min-width:4em;font-family:monospace}"
-    ".vaelib-static-figure{max-width:100%;height:auto}"
-    ".vaelib-static-note{font-size:90%;color:#555}"
-)
-
-# Plain JavaScript, run where the HTML is shown: the sliders pick a frame (first slider slowest).
-_PLAYER_JS = """(function (root) {
-  if (!root) return;
-  var data = JSON.parse(root.querySelector("script.vaelib-static-data").textContent);
-  var inputs = root.querySelectorAll("input.vaelib-static-input");
-  var values = root.querySelectorAll("output.vaelib-static-value");
-  var image = root.querySelector("img.vaelib-static-figure");
-  var readout = root.querySelector("pre.vaelib-static-readout");
-  function show() {
-    var k = 0;
-    for (var i = 0; i < inputs.length; i++) {
-      var j = parseInt(inputs[i].value, 10);
-      k = k * data.labels[i].length + j;
-      values[i].textContent = data.labels[i][j];
-      inputs[i].setAttribute("aria-valuetext", data.labels[i][j]);
-    }
-    image.src = "data:image/png;base64," + data.frames[k][0];
-    readout.textContent = data.frames[k][1];
-    root.setAttribute("data-vaelib-index", String(k));
-  }
-  for (var i = 0; i < inputs.length; i++) inputs[i].addEventListener("input", show);
-  show();
-})(document.currentScript ? document.currentScript.parentNode : document.getElementById(%s));"""
