@@ -1,11 +1,13 @@
 """The built site in a real Chromium: accessibility, phones, console, hosts, figures (``tools/site_audit.py``).
 
 Every page of the site (``tests/site_fixture.py``: the notebooks as committed and two fixture
-pages) is opened at 1280 px and at 390 px (a phone), each in a fresh browser context, and
+pages, the site that ``tests/test_site.py`` checks) is opened at 1280 px and at 390 px (a phone),
+each in a fresh context of one browser, a few pages at a time, and
 
 - axe-core (``axe-playwright-python``, every rule including the experimental ones) finds no
   serious or critical violation (colour contrast is checked at 1280 px);
-- no page scrolls sideways at 390 px;
+- no page scrolls sideways at 390 px, and nothing is cut off at either width (content wider than a
+  box that hides its overflow, or a formula wider than the column outside a box that scrolls it);
 - no page writes a warning or an error to the console, and no request leaves 127.0.0.1;
 - every figure has its own alt text that says something (not a file name or a hash, not a
   word like "figure", at least four words, not shared with another figure), and at 1280 px
@@ -16,8 +18,8 @@ pages) is opened at 1280 px and at 390 px (a phone), each in a fresh browser con
   that passes is named in a warning: take it off the list.
 
 The tests that open Chromium are marked ``browser``; the audit's own measures, at the end,
-need no browser. Then a figure is opened at full size with the keyboard, a click and a tap, and a precomputed
-slider's alt text follows the setting it shows.
+need no browser. Then a figure is opened at full size with the keyboard, a click and a tap, a precomputed
+slider's alt text follows the setting it shows, and a long inline formula scrolls in its own box on a phone.
 
 The audit's figures (per page: violations, widths, console, first load; per figure: size, dpi,
 displayed width, 10-pt text in pixels, alt text) are printed (``pytest -s``) and written to
@@ -38,7 +40,7 @@ from pathlib import Path
 
 import pytest
 
-from site_fixture import ALT_FIXTURE_PAGE, ALT_TEXTS, ROOT, built_site
+from site_fixture import ALT_FIXTURE_PAGE, ALT_TEXTS, ROOT, built_site, player_alt
 
 
 sys.path.insert(0, str(ROOT / "tools"))
@@ -123,6 +125,22 @@ def test_no_page_scrolls_sideways_on_a_phone(audits):
     wide = [f"{a.page}: {a.scroll_width} px wide in {a.client_width}; sticking out: {a.overflowing[:3]}"
             for a in audits if a.width == 390 and a.scrolls_sideways]
     assert wide == []
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_nothing_is_cut_off(audits):
+    """No content wider than a box that hides its overflow (the theme's inline maths), at either width, and no
+    formula wider than the column outside a box that scrolls it."""
+    clipped = [f"{a.page} at {a.width} px: {c['what']} {c['text']!r}, {c['content']} px in {c['box']}"
+               for a in audits for c in a.clipped]
+    assert clipped == []
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_the_code_cells_colours_are_checked_on_one_page(audits):
+    assert len([a for a in audits if a.code_contrast]) == 1
 
 
 @pytest.mark.browser
@@ -238,14 +256,42 @@ def test_a_players_alt_text_names_the_setting_it_shows(fixture_page):
     page = fixture_page(1280)
     player = page.locator(".vaelib-static-view")
     image = player.locator("img.vaelib-static-figure")
-    assert image.get_attribute("alt") == ALT_TEXTS["player"]
-    player.locator("input.vaelib-static-input").press("ArrowRight")  # scale 1 -> 2
-    assert image.get_attribute("alt") == ALT_TEXTS["player"].replace("scale = 1", "scale = 2")
+    slider = player.locator("input.vaelib-static-input")
+    assert image.get_attribute("alt") == ALT_TEXTS["player"] == player_alt(1.0)
+    slider.press("ArrowRight")  # scale 1 -> 2: the frame's own words, which name its setting
+    assert image.get_attribute("alt") == player_alt(2.0)
+    assert slider.get_attribute("aria-valuetext") == "scale = 2"
+    assert player.locator("pre.vaelib-static-readout").inner_text() == "scale = 2, max = 2.0000"
     assert player.locator("pre.vaelib-static-readout").get_attribute("aria-live") == "polite"
     # the full-size view shows the setting on the page, with its words
     player.locator("button.vaelib-figure-open").click()
     assert page.locator(DIALOG).locator("p").inner_text() == image.get_attribute("alt")
     assert page.locator(DIALOG).locator("img").get_attribute("src") == image.get_attribute("src")
+    assert page.errors == []
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_a_long_inline_formula_scrolls_in_its_own_box_on_a_phone(fixture_page):
+    page = fixture_page(390)
+    page.wait_for_function(site_audit.MATHJAX_DONE_JS)
+    page.evaluate(site_audit.FONTS_DONE_JS)
+    boxes = page.evaluate("""() => [...document.querySelectorAll('main article span.math')].map(s => ({
+        text: s.querySelector('mjx-assistive-mml').textContent.trim().replace(/\\s+/g, ' '),
+        scrolls: s.scrollWidth > s.clientWidth + 1,
+        width: s.getBoundingClientRect().width, tabindex: s.getAttribute('tabindex')}))""")
+    long, short = max(boxes, key=lambda b: len(b["text"])), min(boxes, key=lambda b: len(b["text"]))
+    assert long["scrolls"] and long["width"] <= 390 and long["tabindex"] == "0"  # the keyboard reaches it
+    assert not short["scrolls"] and short["tabindex"] is None
+    formula = page.locator("main article span.math[tabindex='0']")
+    formula.focus()
+    page.keyboard.press("ArrowRight")
+    page.wait_for_function("() => document.activeElement.scrollLeft > 0")
+    assert page.evaluate(site_audit.CLIPPED_JS) == []
+    # with the theme's overflow (hidden) back, the audit finds the formula cut off
+    page.add_style_tag(content=".bd-article span.math { overflow: hidden !important; }")
+    found = page.evaluate(site_audit.CLIPPED_JS)
+    assert [c["text"] for c in found] == [long["text"][:60]] and found[0]["content"] > found[0]["box"]
     assert page.errors == []
 
 

@@ -7,11 +7,14 @@ viewport, touch), served from 127.0.0.1, and checked for
 
 - axe-core's violations (``axe-playwright-python``, which injects the axe-core
   it ships), every rule, the experimental ones too; serious and critical ones are
-  failures. Colour contrast, by far the slowest rule, is checked at 1280 px only, and
-  in the code cells' source (one Pygments style on every page) on the first page
-  with code only (:func:`audit_site`);
+  failures. Colour contrast, by far the slowest rule, is checked at 1280 px only (the
+  site's colours do not change with the width), and in the code cells' source (one
+  Pygments style on every page) on the first page with code only (:func:`_axe_runs`);
 - sideways scrolling: the document's ``scrollWidth`` against the viewport's width,
   with the elements that stick out, for the diagnosis;
+- content cut off: an element of the article whose content is wider than its box while
+  its overflow is ``hidden`` or ``clip`` (the theme clips inline maths so), and a formula
+  wider than the column that no box of its own scrolls;
 - console warnings and errors, and uncaught page errors;
 - requests to any host but 127.0.0.1 (aborted, and recorded);
 - every figure (an ``img`` in the page's article): its alt text, the PNG's size
@@ -22,6 +25,10 @@ viewport, touch), served from 127.0.0.1, and checked for
 The dpi is read from the PNG's ``pHYs`` chunk (Matplotlib writes it). A frame of a
 precomputed slider view has none (its palette PNG is re-encoded by Pillow); it was
 drawn at :data:`vaelib.teaching.views.slider_view.FRAME_DPI`.
+
+Pages are audited a few at a time (:data:`PAGES_AT_ONCE`) in one browser, each in a context
+of its own (a first visit, empty cache): while one page is read or waited for, the others load
+or run axe-core in their own renderer processes.
 
 Needs Chromium (``/usr/bin/chromium``, or ``$VAELIB_CHROMIUM``; never ``playwright
 install``), the ``playwright`` and ``axe-playwright-python`` packages. The test
@@ -57,7 +64,9 @@ VIEWPORTS = {
 MIN_EFFECTIVE_DPI = 12 * 72 / 10
 #: axe-core impacts that fail the audit.
 FAILING_IMPACTS = ("serious", "critical")
-PAGE_TIMEOUT_MS = 60_000
+PAGE_TIMEOUT_MS = 120_000
+#: Pages audited at the same time in the one browser.
+PAGES_AT_ONCE = 3
 
 # In the page: the figures of the article, and the elements that reach past the viewport's right edge.
 FIGURES_JS = """() => [...document.querySelectorAll('main img')].map((img, k) => ({
@@ -91,9 +100,83 @@ OVERFLOW_JS = """() => {
     }
     return found.slice(0, 12);
 }"""
-# MathJax typesets after the load event; its output changes widths.
+CLIPPED_JS = """() => {
+    // Content that is cut off: (1) an element of the article whose content is wider than its box and whose
+    // overflow is hidden or clip (shown, and not a visually hidden text for screen readers, which is clipped on
+    // purpose); (2) a formula wider than the column with no box of its own, inside the column, that scrolls or
+    // clips it (it sticks out of the column).
+    const article = document.querySelector('main article') || document.body, found = [];
+    const column = article.getBoundingClientRect().width;
+    const unseen = el => {
+        for (let p = el; p && p !== document.body; p = p.parentElement) {
+            const style = getComputedStyle(p);
+            if (style.display === 'none' || style.visibility === 'hidden' || (style.clip && style.clip !== 'auto')
+                || (style.clipPath && style.clipPath !== 'none')) return true;
+        }
+        return false;
+    };
+    const name = el => el.tagName.toLowerCase() + (typeof el.className === 'string' && el.className.trim() ?
+        '.' + el.className.trim().split(/\\s+/).join('.') : '');
+    const text = el => {
+        const mml = el.querySelector('mjx-assistive-mml');  // a formula: its text, not its glyphs' classes
+        return ((mml || el).textContent || '').trim().replace(/\\s+/g, ' ').slice(0, 60);
+    };
+    // What a reader sees of an element's content, left and right: its shown descendants and text (not what a
+    // screen reader alone reads, such as MathJax's assistive MathML, which counts in scrollWidth).
+    const shown = el => {
+        let left = Infinity, right = -Infinity;
+        const add = r => { if (r.width > 0) { left = Math.min(left, r.left); right = Math.max(right, r.right); } };
+        const walk = node => {
+            for (const child of node.childNodes) {
+                if (child.nodeType === Node.TEXT_NODE) {
+                    if (!child.textContent.trim()) continue;
+                    const range = document.createRange();
+                    range.selectNodeContents(child);
+                    add(range.getBoundingClientRect());
+                } else if (child.nodeType === Node.ELEMENT_NODE) {
+                    const style = getComputedStyle(child);
+                    if (style.display === 'none' || style.visibility === 'hidden' || (style.clip && style.clip !== 'auto')
+                        || (style.clipPath && style.clipPath !== 'none')) continue;
+                    add(child.getBoundingClientRect());
+                    walk(child);
+                }
+            }
+        };
+        walk(el);
+        return [left, right];
+    };
+    for (const el of article.querySelectorAll('*')) {
+        const style = getComputedStyle(el);
+        if (!/^(hidden|clip)$/.test(style.overflowX) || el.clientWidth < 2) continue;
+        if (el.scrollWidth <= el.clientWidth + 1 || unseen(el)) continue;
+        const box = el.getBoundingClientRect(), start = box.left + el.clientLeft, end = start + el.clientWidth;
+        const [left, right] = shown(el);
+        if (right <= end + 1 && left >= start - 1) continue;
+        found.push({what: name(el), text: text(el), content: Math.round(Math.max(right, end) - Math.min(left, start)),
+                    box: el.clientWidth});
+    }
+    for (const formula of article.querySelectorAll('mjx-container')) {
+        const glyphs = formula.querySelector('mjx-math') || formula;  // the formula as drawn
+        const width = glyphs.getBoundingClientRect().width;
+        if (width <= column + 0.5 || unseen(formula)) continue;
+        // the nearest box that scrolls or clips it: one that scrolls is right; one that clips is found above
+        let boxed = false;
+        for (let p = formula; p && p !== article; p = p.parentElement) {
+            if (getComputedStyle(p).overflowX !== 'visible') {
+                boxed = p.clientWidth <= column + 0.5;
+                break;
+            }
+        }
+        if (!boxed) found.push({what: name(formula), text: text(formula), content: Math.round(width),
+                                   box: Math.round(column)});
+    }
+    return found;
+}"""
+# MathJax typesets after the load event; its output changes widths, and so do its fonts as they arrive.
 MATHJAX_DONE_JS = """() => !window.MathJax || !window.MathJax.startup || !window.MathJax.startup.promise ||
     window.MathJax.startup.promise.then(() => true)"""
+FONTS_DONE_JS = """() => document.fonts.ready.then(() => new Promise(done => requestAnimationFrame(() =>
+    requestAnimationFrame(() => done(true)))))"""
 
 
 def png_size(data):
@@ -148,6 +231,7 @@ class PageAudit:
     scroll_width: int = 0
     client_width: int = 0
     overflowing: list = field(default_factory=list)  # elements past the right edge: {right, what}
+    clipped: list = field(default_factory=list)  # content cut off: {what, text, content, box} (CSS px)
     violations: list = field(default_factory=list)  # axe-core: {id, impact, nodes, help, targets}
     console: list = field(default_factory=list)  # "warning: text", "error: text", "pageerror: text"
     outside_requests: list = field(default_factory=list)  # URLs not on 127.0.0.1
@@ -238,23 +322,27 @@ def _figures(page, name, site):
 
 
 def _axe_runs(page, axe, contrast):
-    """axe-core's runs on a page: ``[(context, options)]`` (axe's context: what to check).
+    """axe-core's run on a page: ``[(context, options)]`` (axe's context: what to check).
 
-    The first runs every rule but colour contrast, the experimental ones too (among them
-    label-content-name-mismatch, WCAG 2.5.3 "Label in Name"). The second, if ``contrast`` is
-    "all" or "prose", runs colour contrast alone, on the whole page or on all but the code cells'
-    source ("prose"): the code's colours come from one Pygments style, the same on every page,
-    and its many coloured spans make this rule the slowest by far.
+    Every rule, the experimental ones too (among them label-content-name-mismatch, WCAG
+    2.5.3 "Label in Name"), in one run, with colour contrast if ``contrast`` is "all" or
+    "prose", without it if None. One run, not one for colour contrast and one for the rest:
+    axe reads the whole page before any rule (1-3 s for a page of 20,000 elements), once.
+    With "prose" the code cells' source is left out of the run: its colours come from one
+    Pygments style, the same on every page, and its many coloured spans make colour contrast
+    the slowest rule by far; it is checked with "all", on one page. The other rules still
+    check the code cells on every page, at the other width (:func:`audit_site` asks for
+    "prose" at 1280 px and None at 390 px): their markup is the same at both widths, and a
+    code block that scrolls at 1280 px scrolls at 390 px too.
     """
     page.evaluate(axe.axe_script)
     experimental = page.evaluate("() => axe.getRules(['experimental']).map(r => r.ruleId)")
     rules = {rule: {"enabled": True} for rule in experimental}
-    rules["color-contrast"] = {"enabled": False}
-    runs = [(None, {"resultTypes": ["violations"], "rules": rules})]
-    if contrast:
-        context = {"exclude": [["div.cell_input"]]} if contrast == "prose" else None
-        runs.append((context, {"resultTypes": ["violations"], "runOnly": ["color-contrast"]}))
-    return runs
+    if not contrast:
+        rules["color-contrast"] = {"enabled": False}
+        return [(None, {"resultTypes": ["violations"], "rules": rules})]
+    context = {"exclude": [["div.cell_input"]]} if contrast == "prose" else None
+    return [(context, {"resultTypes": ["violations"], "rules": rules})]
 
 
 def _count_transfer(audit, request):
@@ -263,57 +351,107 @@ def _count_transfer(audit, request):
     audit.transferred += sizes["responseBodySize"] + sizes["responseHeadersSize"]
 
 
-def audit_page(browser, base_url, name, width, site, axe, contrast="all"):
-    """Open page ``name`` at ``width`` in a fresh browser context (empty cache and storage, a first
-    visit) and audit it; a :class:`PageAudit`. ``contrast``: where axe-core checks colour contrast,
-    "all", "prose" (all but the code cells' source) or None (see :func:`_axe_runs`)."""
-    audit = PageAudit(name, width)
-    start = time.perf_counter()
-    context = browser.new_context(**VIEWPORTS[width])
-    page = context.new_page()
-    page.set_default_timeout(PAGE_TIMEOUT_MS)
-    # What the page does is recorded until axe-core starts: axe fetches the stylesheets again to read
-    # them, and resolves their @import against the page's address (the theme's "../basic.css" becomes
-    # a 404 for /basic.css), which is the audit's own noise, not the site's.
-    recording = [True]
+# axe-core's runs, started in the page and left to run there while other pages are audited.
+START_AXE_JS = """(runs) => {
+    window.__vaelibAxe = (async () => {
+        const found = [];
+        for (const [context, options] of runs) {
+            const result = await axe.run(context || document, options);
+            for (const v of result.violations) {
+                found.push({id: v.id, impact: v.impact, nodes: v.nodes.length, help: v.help,
+                            targets: v.nodes.slice(0, 5).map(n => n.target.map(String).join(' '))});
+            }
+        }
+        return found;
+    })();
+}"""
 
-    def note(text):
-        if recording[0]:
-            audit.console.append(text)
 
-    page.on("console", lambda m: note(f"{m.type}: {m.text}") if m.type in ("warning", "error") else None)
-    page.on("pageerror", lambda exc: note(f"pageerror: {exc}"))
-    page.on("requestfinished", lambda request: _count_transfer(audit, request) if recording[0] else None)
-    page.on("requestfailed", lambda request: note(f"request failed: {request.url}"))
-    page.on("response", lambda r: note(f"http {r.status}: {r.url}") if r.status >= 400 else None)
-    page.route(OUTSIDE, lambda route: (audit.outside_requests.append(route.request.url), route.abort()))
-    try:
-        page.goto(base_url + name, wait_until="load")
+class _PageJob:
+    """The audit of one page at one width, in steps that wait on the browser as late as they can:
+    :meth:`open` (navigation started), :meth:`read` (the page loaded and typeset: measured, and
+    axe-core started in it), :meth:`finish` (axe-core's result; the context closed)."""
+
+    def __init__(self, browser, base_url, name, width, site, axe, contrast):
+        self.base_url, self.name, self.width, self.site, self.axe, self.contrast = \
+            base_url, name, width, site, axe, contrast
+        self.browser = browser
+        self.audit = PageAudit(name, width)
+        self.recording = True  # what the page does is recorded until axe-core starts (see open)
+        self.context = self.page = None
+        self.started = 0.0
+
+    def _note(self, text):
+        if self.recording:
+            self.audit.console.append(text)
+
+    def open(self):
+        audit = self.audit
+        self.started = time.perf_counter()
+        self.context = self.browser.new_context(**VIEWPORTS[self.width])
+        page = self.page = self.context.new_page()
+        page.set_default_timeout(PAGE_TIMEOUT_MS)
+        # axe fetches the stylesheets again to read them, and resolves their @import against the page's
+        # address (the theme's "../basic.css" becomes a 404 for /basic.css): the audit's own noise, not the
+        # site's, so nothing is recorded once axe-core starts.
+        page.on("console", lambda m: self._note(f"{m.type}: {m.text}") if m.type in ("warning", "error") else None)
+        page.on("pageerror", lambda exc: self._note(f"pageerror: {exc}"))
+        page.on("requestfinished", lambda request: _count_transfer(audit, request) if self.recording else None)
+        page.on("requestfailed", lambda request: self._note(f"request failed: {request.url}"))
+        page.on("response", lambda r: self._note(f"http {r.status}: {r.url}") if r.status >= 400 else None)
+        page.route(OUTSIDE, lambda route: (audit.outside_requests.append(route.request.url), route.abort()))
+        page.goto(self.base_url + self.name, wait_until="commit")
+
+    def read(self):
+        audit, page = self.audit, self.page
+        page.wait_for_load_state("load")
         page.wait_for_function(MATHJAX_DONE_JS)
         audit.ready_ms = page.evaluate("() => performance.now()")
         audit.load_ms = page.evaluate("() => performance.getEntriesByType('navigation')[0].loadEventEnd")
         page.wait_for_function("() => [...document.images].every(i => i.complete)")
+        page.evaluate(FONTS_DONE_JS)
         dims = page.evaluate("() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]")
         audit.scroll_width, audit.client_width = dims
         if audit.scrolls_sideways:
             audit.overflowing = page.evaluate(OVERFLOW_JS)
-        audit.figures = _figures(page, name, site)
-        recording[0] = False
-        for scope, options in _axe_runs(page, axe, contrast):
-            result = axe.run(page, context=scope, options=options).response
-            audit.violations += [{"id": v["id"], "impact": v["impact"], "nodes": len(v["nodes"]), "help": v["help"],
-                                  "targets": [" ".join(map(str, n["target"])) for n in v["nodes"]][:5]}
-                                 for v in result["violations"]]
-        audit.code_contrast = contrast == "all" and page.locator("div.cell_input").count() > 0
+        audit.clipped = page.evaluate(CLIPPED_JS)
+        audit.figures = _figures(page, self.name, self.site)
+        audit.code_contrast = self.contrast == "all" and page.locator("div.cell_input").count() > 0
+        self.recording = False
+        page.evaluate(START_AXE_JS, _axe_runs(page, self.axe, self.contrast))
+
+    def finish(self):
+        try:
+            self.audit.violations = self.page.evaluate("() => window.__vaelibAxe")
+        finally:
+            self.close()
+        self.audit.seconds = time.perf_counter() - self.started
+        return self.audit
+
+    def close(self):
+        if self.context is not None:
+            self.context.close()
+            self.context = None
+
+
+def audit_page(browser, base_url, name, width, site, axe, contrast="all"):
+    """Open page ``name`` at ``width`` in a fresh browser context (empty cache and storage, a first
+    visit) and audit it; a :class:`PageAudit`. ``contrast``: where axe-core checks colour contrast,
+    "all", "prose" (all but the code cells' source) or None (see :func:`_axe_runs`)."""
+    job = _PageJob(browser, base_url, name, width, site, axe, contrast)
+    try:
+        job.open()
+        job.read()
+        return job.finish()
     finally:
-        context.close()
-    audit.seconds = time.perf_counter() - start
-    return audit
+        job.close()
 
 
-def audit_site(site, browser, widths=tuple(VIEWPORTS), pages=None, contrast_width=1280):
+def audit_site(site, browser, widths=tuple(VIEWPORTS), pages=None, contrast_width=1280, at_once=PAGES_AT_ONCE):
     """Audit every page of ``site`` at every width; a list of :class:`PageAudit`, by width then page.
 
+    ``at_once`` pages are audited at the same time, each in its own context of ``browser``:
+    while one is read, the others load, typeset or run axe-core in their own renderers.
     Colour contrast, axe-core's slowest rule, is checked at ``contrast_width`` only (the site's
     colours do not depend on the window's width), on every page; the code cells' source (one
     Pygments style throughout) on the first page that has code, and on every page whose name is
@@ -322,16 +460,30 @@ def audit_site(site, browser, widths=tuple(VIEWPORTS), pages=None, contrast_widt
     from axe_playwright_python.sync_playwright import Axe
 
     axe = Axe()
-    audits, code_checked = [], False
+    names = pages or site_pages(site)
+    code_page = next((n for n in names if 'class="cell_input' in (Path(site) / n).read_text(errors="replace")), None)
+    order = [(width, name) for width in widths for name in names]
+    jobs, audits = [], []
     with serve(site) as base_url:
-        for width in widths:
-            for name in pages or site_pages(site):
-                contrast = None
-                if width == contrast_width:
-                    contrast = "all" if pages or not code_checked else "prose"
-                audit = audit_page(browser, base_url, name, width, site, axe, contrast)
-                code_checked = code_checked or audit.code_contrast
-                audits.append(audit)
+        waiting = list(order)
+        try:
+            while waiting or jobs:
+                while waiting and len(jobs) < max(1, at_once):
+                    width, name = waiting.pop(0)
+                    contrast = None
+                    if width == contrast_width:
+                        contrast = "all" if pages or name == code_page else "prose"
+                    job = _PageJob(browser, base_url, name, width, site, axe, contrast)
+                    job.open()
+                    jobs.append(job)
+                for job in jobs:  # every page that has loaded is measured, and its axe-core started
+                    if job.recording:
+                        job.read()
+                audits.append(jobs.pop(0).finish())  # then the oldest one's result
+        finally:
+            for job in jobs:
+                job.close()
+    audits.sort(key=lambda a: order.index((a.width, a.page)))
     return audits
 
 
@@ -402,12 +554,14 @@ def report(audits):
     lines = [load_summary(audits)]
     for a in audits:
         failing = ", ".join(f"{v['id']} ({v['impact']}) x{v['nodes']}" for v in a.violations) or "none"
-        lines.append(f"{a.page} @ {a.width}px: width {a.scroll_width}/{a.client_width}; axe: {failing}; "
+        lines.append(f"{a.page} @ {a.width}px: width {a.scroll_width}/{a.client_width}; cut off: {len(a.clipped)}; "
+                     f"axe: {failing}; "
                      f"console: {len(a.console)}; outside: {len(a.outside_requests)}; first load "
                      f"{a.transferred / 1e3:.0f} kB in {a.requests} requests, load {a.load_ms:.0f} ms, "
                      f"typeset {a.ready_ms:.0f} ms; audit {a.seconds:.1f} s"
                      + ("; contrast of the code checked here" if a.code_contrast else ""))
         lines += [f"    sticks out to {o['right']}px: {o['what']}" for o in a.overflowing[:5]]
+        lines += [f"    cut off, {c['content']} px in {c['box']}: {c['what']} {c['text']!r}" for c in a.clipped]
         lines += [f"    console {c[:200]}" for c in a.console]
         lines += [f"    outside request {u}" for u in a.outside_requests]
     by_width = {w: {(f.page, f.index): f for a in audits if a.width == w for f in a.figures} for w in VIEWPORTS}
@@ -440,7 +594,7 @@ def main(argv=None):
         args.json.write_text(json.dumps([dict(asdict(a), figures=[
             dict(asdict(f), effective_dpi=f.effective_dpi, text_px=f.text_px) for f in a.figures]) for a in audits],
             indent=1))
-    failing = [a for a in audits if a.failing_violations() or a.console or a.outside_requests
+    failing = [a for a in audits if a.failing_violations() or a.console or a.outside_requests or a.clipped
                or (a.width == 390 and a.scrolls_sideways)]
     return 1 if failing else 0
 
