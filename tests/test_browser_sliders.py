@@ -6,9 +6,9 @@ Three servers on 127.0.0.1, each on a free port, each on a temporary copy:
   runtime, settings and workspace directories; root dir a copy of ``notebooks/``
   and of the fixtures in ``tests/browser/``);
 - the app (``make app``): Voila on a copy of ``app/``;
-- the static site (``make site``), built from another copy of the notebooks
-  (JupyterLab saves its copies as it runs them) and served by Python's
-  ``http.server``.
+- the static site (``make site``), the one ``tests/test_site.py`` checks
+  (``tests/site_fixture.py``, built from another copy of the notebooks: JupyterLab
+  saves its copies as it runs them), served by Python's ``http.server``.
 
 The app's server and the site build start with the first test and run beside
 the notebook tests.
@@ -112,7 +112,7 @@ except ImportError:
 if not CHROMIUM.exists():
     _cannot_run(f"{CHROMIUM} is missing (apt-get install -y chromium)")
 
-from vaelib.teaching.views.slider_view import SliderView  # noqa: E402  (after the skip: imports matplotlib)
+from vaelib.teaching.views.slider_view import FRAMES_MIME, SliderView  # noqa: E402  (after the skip: imports matplotlib)
 
 # JupyterLab user settings, written to a temporary settings dir: no news or update
 # pop-ups, and every cell attached to the DOM so all prompts and outputs can be read.
@@ -411,23 +411,13 @@ def _start_app(base):
     return _serve(cmd, root, _isolated_env(base), port, None, base / "voila.log", None)
 
 
-def _build_site(base):
-    """The static site of a copy of the notebooks (not JupyterLab's, which it saves as it runs them) and of the
-    precomputed fixture (executed here, frames on)."""
-    sources = base / "notebooks"
-    sources.mkdir()
-    for path in sorted(NOTEBOOKS.glob("*.ipynb")):
-        shutil.copy(path, sources / path.name)
-    fixture = sources / f"zz-{Path(PRECOMPUTED_NOTEBOOK).stem}.ipynb"
-    env = dict(_isolated_env(base), VAELIB_STATIC_FRAMES="1")
-    subprocess.run([sys.executable, "-m", "jupyter", "nbconvert", "--to", "notebook", "--execute",
-                    f"--output-dir={sources}", f"--output={fixture.stem}", str(FIXTURES / PRECOMPUTED_NOTEBOOK)],
-                   env=env, check=True, capture_output=True)
-    spec = importlib.util.spec_from_file_location("build_site", REPO / "tools" / "build_site.py")
-    builder = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(builder)
-    return builder.build_site(base / "html", notebooks=sources, readme=REPO / "README.md", stage=base / "stage",
-                              log=lambda text: None)
+def _build_site(tmp_path_factory):
+    """The static site that ``tests/test_site.py`` and ``tests/test_site_audit.py`` check (``tests/site_fixture.py``:
+    a copy of the notebooks, not JupyterLab's, which it saves as it runs them, and the fixture pages, the
+    precomputed fixture executed with its frames), built once a session."""
+    from site_fixture import built_site
+
+    return built_site(tmp_path_factory)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -435,7 +425,7 @@ def started_early(tmp_path_factory):
     """What takes long starts with the first test and runs beside the notebook tests: the app's server
     (its kernel builds the views at once) and the site build."""
     app_server, pool = None, ThreadPoolExecutor(max_workers=1)
-    site_build = pool.submit(_build_site, tmp_path_factory.mktemp("site")) \
+    site_build = pool.submit(_build_site, tmp_path_factory) \
         if _site_tools_available() else None
     if _voila_available():
         app_server = _start_app(tmp_path_factory.mktemp("app"))
@@ -498,8 +488,9 @@ def page(browser, tmp_path):
     context = browser.new_context(viewport={"width": 1280, "height": 1000})
     pg = context.new_page()
     pg.set_default_timeout(UI_TIMEOUT_MS)
-    pg.page_errors, pg.outside_requests = [], []
+    pg.page_errors, pg.outside_requests, pg.console = [], [], []
     pg.on("pageerror", lambda exc: pg.page_errors.append(str(exc)))
+    pg.on("console", lambda m: pg.console.append(f"{m.type}: {m.text}") if m.type in ("warning", "error") else None)
 
     def only_loopback(route):
         url = route.request.url
@@ -703,18 +694,24 @@ def test_smoke_fixture_slider(page, lab, expected, tmp_path):
 @pytest.mark.parametrize("path", LAB_NOTEBOOKS, ids=[p.stem for p in LAB_NOTEBOOKS])
 def test_every_slider_of_the_notebook(page, lab, expected, tmp_path, path):
     open_and_run(page, lab, path.name, last_view_cell(path))
+    # each view's sliders' output holds the live widget and its frames data: JupyterLab shows the widget alone
+    assert page.locator(f'[data-mime-type="{FRAMES_MIME}"]').count() == 0
+    assert page.locator('[data-mime-type="application/vnd.jupyter.widget-view+json"] .vaelib-slider-view').count() \
+        == page.locator(".vaelib-slider-view").count() > 0
     exercise_views(page, _views(expected, path.name), path.stem, tmp_path)
 
 
 def test_every_slider_of_the_app(page, app, expected, tmp_path):
+    views = _views(expected, "app")
     start = time.perf_counter()
     page.goto(app.url(), timeout=APP_TIMEOUT_MS)
-    page.wait_for_function("() => document.querySelectorAll('.vaelib-slider-view').length > 0 && [...document"
-                           ".querySelectorAll('.vaelib-slider-view')].every(b => b.querySelector('img') !== null)",
-                           timeout=APP_TIMEOUT_MS)
+    # the page shows each view as its kernel builds it (progressive rendering): wait for all of them
+    page.wait_for_function("(n) => [...document.querySelectorAll('.vaelib-slider-view')].filter(b => b.querySelector("
+                           "'img') !== null).length >= n", arg=len(views), timeout=APP_TIMEOUT_MS)
     print(f"app: views on the page {time.perf_counter() - start:.1f} s after it was opened")
-    views = _views(expected, "app")
     assert errors_on_page(page) == [], "error output in the app"
+    # no warning either: Voila's page and the widget extension are built for one JupyterLab (pyproject.toml)
+    assert page.console == [], page.console
     code = [c for c in page.locator(".jp-CodeCell .jp-InputArea").all() if c.is_visible()]
     assert code == [] and "show_all" not in page.locator("body").inner_text(), "the app shows code"
     exercise_views(page, views, "app", tmp_path)
@@ -728,13 +725,14 @@ def test_precomputed_sliders_move_on_the_site(page, site, tmp_path):
     for entry in pages:
         html_file = report.out / f"{entry.name}.html"
         data = json.loads(re.search(r'<script type="application/json" class="vaelib-static-data">(.*?)</script>',
-                                    html_file.read_text(), re.S).group(1))
+                                    html_file.read_text(), re.S).group(1))  # tools/player.py's data
+        frames = data["frames"]
         page.goto(f"http://127.0.0.1:{port}/{html_file.name}")
         player = page.locator(".vaelib-static-view").first
         player.scroll_into_view_if_needed()
         slider = player.locator("input.vaelib-static-input").first
         image, readout = player.locator("img.vaelib-static-figure"), player.locator("pre.vaelib-static-readout")
-        counts = [len(labels) for labels in data["labels"]]
+        counts = [len(slider["values"]) for slider in data["sliders"]]
         stride = int(np.prod(counts[1:]))
 
         def shown_frame():
@@ -743,8 +741,15 @@ def test_precomputed_sliders_move_on_the_site(page, site, tmp_path):
             return int(np.ravel_multi_index(values, counts))
 
         def expect_frame(frame):
-            sync_api.expect(image).to_have_attribute("src", "data:image/png;base64," + data["frames"][frame][0])
-            sync_api.expect(readout).to_have_text(data["frames"][frame][1])
+            sync_api.expect(image).to_have_attribute("src", "data:image/png;base64," + frames[frame]["png"])
+            sync_api.expect(readout).to_have_text(frames[frame]["readout"])
+            if frames[frame]["alt"]:  # the frame's own words, naming its setting
+                sync_api.expect(image).to_have_attribute("alt", frames[frame]["alt"])
+            first_slider = data["sliders"][0]  # announced as the value it shows, not as its step
+            shown = first_slider["values"][np.unravel_index(frame, counts)[0]]
+            sync_api.expect(slider).to_have_attribute("aria-valuetext", f"{first_slider['label']} = {shown}")
+
+        sync_api.expect(readout).to_have_attribute("aria-live", "polite")
 
         start = shown_frame()
         expect_frame(start)
@@ -766,5 +771,5 @@ def test_precomputed_sliders_move_on_the_site(page, site, tmp_path):
         if "class=\"math" in html_file.read_text():  # MathJax, from the site itself, typeset the maths
             page.wait_for_function("() => document.querySelectorAll('mjx-container').length > 0")
         page.screenshot(path=str(_screenshot_path(tmp_path, f"site-{entry.name}.png")))
-        assert page.page_errors == [], f"{entry.name}: {page.page_errors}"
+        assert page.page_errors == [] and page.console == [], f"{entry.name}: {page.page_errors} {page.console}"
     assert page.outside_requests == [], f"the site asked for {page.outside_requests}"
