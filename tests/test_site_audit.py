@@ -56,11 +56,10 @@ ALT_TEXT_WAITING = {
     "zz-precomputed-sliders",  # tests/browser/precomputed_sliders.ipynb: a player without words, on purpose
 }
 #: Pages with a figure whose 10-pt text shows under 12 px at 1280 px: drawn wider than the column
-#: allows at their dpi, or a precomputed slider view's frames (72 dpi).
+#: allows at their dpi.
 FIGURE_SCALE_WAITING = {
     "02-kl-decomposition", "03-gaussian-likelihood",
     "08-trade-off-explorer", "09-elbo-gap-on-digits",
-    "zz-precomputed-sliders",
 }
 
 

@@ -22,9 +22,10 @@ viewport, touch), served from 127.0.0.1, and checked for
   PNG width; 10-pt text shows at ``10 / 72 * effective_dpi`` CSS pixels, so 12 px
   needs an effective dpi of at least :data:`MIN_EFFECTIVE_DPI` (86.4).
 
-The dpi is read from the PNG's ``pHYs`` chunk (Matplotlib writes it). A frame of a
-precomputed slider view has none (its palette PNG is re-encoded by Pillow); it was
-drawn at :data:`vaelib.teaching.views.slider_view.FRAME_DPI`.
+The dpi is read from the PNG's ``pHYs`` chunk (Matplotlib writes it, and so does
+:func:`vaelib.teaching.views.slider_view.compressed_png` for a precomputed frame); a frame
+without one is taken to be drawn at
+:data:`vaelib.teaching.views.slider_view.FRAME_DPI`.
 
 Pages are audited a few at a time (:data:`PAGES_AT_ONCE`) in one browser, each in a context
 of its own (a first visit, empty cache): while one page is read or waited for, the others load
@@ -65,8 +66,9 @@ MIN_EFFECTIVE_DPI = 12 * 72 / 10
 #: axe-core impacts that fail the audit.
 FAILING_IMPACTS = ("serious", "critical")
 PAGE_TIMEOUT_MS = 120_000
-#: Pages audited at the same time in the one browser.
-PAGES_AT_ONCE = 3
+#: Pages audited at the same time in the one browser: one per core of a 2-core machine. The audit's
+#: 32 page loads took 115 s one at a time, 88 s two at a time, 95 s three at a time (benchmarks/README.md).
+PAGES_AT_ONCE = 2
 
 # In the page: the figures of the article, and the elements that reach past the viewport's right edge.
 FIGURES_JS = """() => [...document.querySelectorAll('main img')].map((img, k) => ({
