@@ -324,3 +324,33 @@ def test_a_view_without_frames_says_why_it_needs_a_kernel():
     assert "ELBO = -3.96" in text and "vaelib-static-data" not in text
     assert "too many to store" in player.view_html(dict(view, settings=MAX_STATIC_FRAMES + 1))
     assert "saved without its precomputed settings" in player.view_html(dict(view, settings=4))
+
+
+def test_a_continuous_view_becomes_the_note_above_its_live_figure():
+    """The site's note for a view that needs a kernel, from the outputs ``SliderView.show`` makes (whether or
+    not a notebook of the site has such a view)."""
+    import ipywidgets as widgets
+    from matplotlib.figure import Figure
+
+    from vaelib.teaching.views.slider_view import CONTROLS_ROLE, FIGURE_ROLE, FRAMES_MIME, SliderView
+
+    builder = load_builder()
+    fig = Figure(figsize=(3, 2))
+    (line,) = fig.add_subplot().plot([0.0, 1.0], [0.0, 1.0])
+
+    def update(a):
+        line.set_ydata([0.0, a])
+        return f"a = {a:.2f}"
+
+    view = SliderView(fig, {"a": widgets.FloatSlider(value=0.5, min=0.0, max=1.0, description="a")}, update)
+    controls = nbformat.v4.new_output("display_data", data={FRAMES_MIME: view.frames_data(), "text/plain": "a"},
+                                      metadata={"vaelib": {"role": CONTROLS_ROLE, "settings": None, "frames": 0}})
+    figure = nbformat.v4.new_output("display_data", data={"image/png": base64.b64encode(view.png().data).decode()},
+                                    metadata={"vaelib": {"role": FIGURE_ROLE}})
+    report = builder.PageReport("continuous")
+    kept = builder.static_outputs([controls, figure], report)
+    assert report.kernel_views == 1 and report.unsaved_frames == 0
+    note = kept[0]["data"]["text/html"]
+    assert 'class="vaelib-needs-kernel"' in note and "its sliders are continuous" in note and "make lab" in note
+    assert "a = 0.50" in note and "vaelib-static-data" not in note
+    assert "image/png" in kept[1]["data"]  # the live figure stays, at its starting setting
