@@ -251,7 +251,8 @@ def evaluate(args, data, progress, log=print):
     cpu0, wall0 = time.process_time(), time.perf_counter()
     with threadpool_limits(args.threads, user_api="blas"):
         terms = elbo_terms(params, x_all, config, rng)
-        log_px = importance_weighted_log_likelihood(params, x, config, rng, n_samples=args.samples, progress=True)
+        log_px = importance_weighted_log_likelihood(params, x, config, rng, n_samples=args.samples,
+                                                    progress=sys.stderr.isatty())  # no bar in a log file
         n_active, _ = active_units(params, x_all, config)
         precision = precision_check(best.params, x_all[: args.precision_check], config, args)
     nll_i, neg_elbo_all = -log_px, terms["neg_elbo"]
