@@ -304,6 +304,8 @@ def test_a_view_with_moving_artists_renders_what_a_full_draw_renders():
         full = pixels(rendered(fig))
         assert blitted.shape == full.shape
         assert np.abs(blitted - full).mean() < 0.5  # grey levels out of 255
+        # the PNG says its dpi, as a full draw's does (the site measures text sizes with it)
+        assert Image.open(io.BytesIO(view.png().data)).info["dpi"] == pytest.approx((60, 60), abs=0.01)
     before = pixels(view.png().data)
     compressed_png(fig)  # a render at 72 dpi in between
     view.sliders["a"].value = 2.0

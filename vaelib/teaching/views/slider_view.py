@@ -263,7 +263,7 @@ class SliderView:
         width, height = canvas.get_width_height()
         image = PILImage.frombuffer("RGBA", (width, height), canvas.buffer_rgba(), "raw", "RGBA", 0, 1)
         buffer = io.BytesIO()
-        image.save(buffer, format="PNG", compress_level=1)
+        image.save(buffer, format="PNG", compress_level=1, dpi=(self.fig.dpi, self.fig.dpi))  # as savefig writes it
         return buffer.getvalue()
 
     def _on_change(self, _change):
