@@ -51,16 +51,11 @@ REQUIRE_BROWSER = os.environ.get("VAELIB_REQUIRE_BROWSER") == "1"
 #: Pages whose figures do not all have a description of their own yet: their notebooks put none in
 #: the figures' outputs (``metadata["image/png"]["alt"]``; a slider view's ``alt``).
 ALT_TEXT_WAITING = {
-    "02-kl-decomposition", "03-gaussian-likelihood",
-    "08-trade-off-explorer", "09-elbo-gap-on-digits",
     "zz-precomputed-sliders",  # tests/browser/precomputed_sliders.ipynb: a player without words, on purpose
 }
 #: Pages with a figure whose 10-pt text shows under 12 px at 1280 px: drawn wider than the column
 #: allows at their dpi.
-FIGURE_SCALE_WAITING = {
-    "02-kl-decomposition", "03-gaussian-likelihood",
-    "08-trade-off-explorer", "09-elbo-gap-on-digits",
-}
+FIGURE_SCALE_WAITING = set()
 
 
 def _cannot_run(reason):
