@@ -300,3 +300,28 @@ def test_the_temporary_files_of_a_killed_writer_are_removed_by_the_next_trainer(
     assert fit(cache, data).trained_now
     assert [p.exists() for p in leftovers] == [False, False]
     assert someone_elses.exists()
+
+
+def test_the_objective_is_in_the_key_only_when_it_is_not_the_elbo(cache, data):
+    elbo_key = cache.key(CONFIG, data, epochs=2)
+    assert cache.key(CONFIG, data, epochs=2, objective="elbo", k=1) == elbo_key
+    assert "objective" not in elbo_key["training"] and "k" not in elbo_key["training"]  # older entries keep keys
+    iwae_keys = [cache.key(CONFIG, data, epochs=2, objective="iwae", k=k) for k in (1, 5)]
+    assert iwae_keys[0]["training"]["objective"] == "iwae" and iwae_keys[1]["training"]["k"] == 5
+    paths = {cache.entry_path(key) for key in [elbo_key, *iwae_keys]}
+    assert len(paths) == 3
+
+
+def test_a_model_trained_on_the_iwae_bound_is_trained_on_it_and_kept_under_its_own_key(cache, data):
+    from vaelib.machinery.train import fit as train_fit
+
+    elbo = fit(cache, data)
+    iwae = fit(cache, data, objective="iwae", k=3)
+    again = fit(cache, data, objective="iwae", k=3)
+    assert iwae.trained_now and not again.trained_now and iwae.path != elbo.path
+    direct = train_fit(CONFIG, data.train, data.test, epochs=2, batch_size=16, seed=0, progress=False,
+                       log=lambda *_: None, threads=1, objective="iwae", k=3)
+    for name, value in direct.params.items():
+        np.testing.assert_array_equal(iwae.params[name], value)
+    assert any(np.any(iwae.params[n] != elbo.params[n]) for n in elbo.params)
+    assert any("iwae" in name for name in iwae.history[-1]) and not any("iwae" in n for n in elbo.history[-1])

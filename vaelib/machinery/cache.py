@@ -5,7 +5,8 @@ Where: ``$VAELIB_CACHE`` if set, else ``$XDG_CACHE_HOME/vaelib/models``, else
 
 Each entry is one ``.npz`` file named by the SHA-256 of its **key**: everything
 that determines the trained parameters, namely the model's configuration,
-the training settings (epochs, learning rate, batch size, seed, engine), the
+the training settings (epochs, learning rate, batch size, seed, engine, and the
+objective with its ``k`` when it is not the ELBO), the
 data (its name and the SHA-256 of its arrays), NumPy's and Numba's versions,
 the CPU family, and :func:`training_code_version`, a hash of the code that
 trains. Change any
@@ -259,12 +260,19 @@ class ModelCache:
             return None
         return path
 
-    def key(self, config, data, *, epochs, lr=1e-3, batch_size=128, seed=0, engine="fast"):
-        """The key of the model :meth:`fit` trains with these arguments: everything that determines it."""
+    def key(self, config, data, *, epochs, lr=1e-3, batch_size=128, seed=0, engine="fast", objective="elbo", k=1):
+        """The key of the model :meth:`fit` trains with these arguments: everything that determines it.
+
+        The objective and its ``k`` are in the key only when they are not the ELBO's (``"elbo"``, 1),
+        so a model trained on the ELBO keeps the key it had before the cache knew of objectives.
+        """
+        training = {"epochs": epochs, "lr": lr, "batch_size": batch_size, "seed": seed, "engine": engine,
+                    "threads": 1}
+        if (objective, k) != ("elbo", 1):
+            training.update(objective=objective, k=int(k))
         return {
             "config": config.to_dict(),
-            "training": {"epochs": epochs, "lr": lr, "batch_size": batch_size, "seed": seed, "engine": engine,
-                         "threads": 1},
+            "training": training,
             "data": {"name": data.name, "binary": bool(data.binary),
                      "sha256": array_checksum(data.train, data.test)},
             "numpy": np.__version__,
@@ -273,8 +281,8 @@ class ModelCache:
             "code": training_code_version(),
         }
 
-    def fit(self, config, data, *, epochs, lr=1e-3, batch_size=128, seed=0, engine="fast", label=None,
-            progress=True):
+    def fit(self, config, data, *, epochs, lr=1e-3, batch_size=128, seed=0, engine="fast", objective="elbo", k=1,
+            label=None, progress=True):
         """The model :func:`vaelib.machinery.train.fit` would train, from the cache when it is there.
 
         A missing model is trained under the entry's lock: if another process
@@ -287,8 +295,9 @@ class ModelCache:
         config : VAEConfig
         data : Dataset
             Trained on ``data.train``; ``data.test`` is evaluated after every epoch.
-        epochs, lr, batch_size, seed, engine
-            As for :func:`~vaelib.machinery.train.fit`.
+        epochs, lr, batch_size, seed, engine, objective, k
+            As for :func:`~vaelib.machinery.train.fit`: ``objective="iwae"`` with ``k`` samples per image
+            trains on the importance-weighted bound.
         label : str, optional
             Names the model in messages.
         progress : bool
@@ -298,7 +307,8 @@ class ModelCache:
         -------
         CachedModel
         """
-        key = self.key(config, data, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, engine=engine)
+        key = self.key(config, data, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, engine=engine,
+                       objective=objective, k=k)
         cached = self.load(key)
         if cached is not None:
             return cached
@@ -318,7 +328,7 @@ class ModelCache:
             if locked:
                 self._remove_leftovers(key)
             return self._train(key, config, data, name, report, epochs=epochs, lr=lr, batch_size=batch_size,
-                               seed=seed, engine=engine)
+                               seed=seed, engine=engine, objective=objective, k=k)
         finally:
             if locked:
                 lock.release()
@@ -384,7 +394,7 @@ class ModelCache:
         except (OSError, ValueError):
             return None
 
-    def _train(self, key, config, data, name, report, *, epochs, lr, batch_size, seed, engine):
+    def _train(self, key, config, data, name, report, *, epochs, lr, batch_size, seed, engine, objective, k):
         from .train import fit  # the training loop is needed only on a miss
 
         self.log(f"model cache: training {name} ({epochs} epochs); later runs read it from {self.path}")
@@ -402,7 +412,7 @@ class ModelCache:
         try:
             epoch_done()
             trainer = fit(config, data.train, data.test, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed,
-                          engine=engine, threads=1, progress=False, log=epoch_done)
+                          engine=engine, threads=1, progress=False, log=epoch_done, objective=objective, k=k)
         finally:
             report(TrainingProgress(name, epochs, state["epoch"], time.time() - started, pid=pid, done=True))
             try:
