@@ -84,7 +84,8 @@ def build_parser():
     p.add_argument("--lr", type=float, default=5e-4, help="Adam's learning rate")
     p.add_argument("--batch-size", type=int, default=100)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--warmup-epochs", type=int, default=100, help="KL weight min(1, epoch / W) while training; 0: none")
+    p.add_argument("--warmup-epochs", type=int, default=100,
+                   help="KL weight min(1, epoch / W) while training; 0: none (required for --objective iwae)")
     p.add_argument("--eval-every", type=int, default=5, help="epochs between validation evaluations")
     p.add_argument("--patience", type=int, default=50, help="stop after this many epochs without a better "
                                                              "validation bound")
@@ -145,7 +146,8 @@ def save_state(out, trainer, progress, best_improved, base_config):
     if best_improved:
         (out / BEST_DIR).mkdir(exist_ok=True)
         save_checkpoint(out / BEST_DIR / CHECKPOINT, ckpt)
-        (out / BEST_DIR / "run.json").write_text(json.dumps({"data": "binarized-mnist", "binarize": False}))
+        with atomic_write(out / BEST_DIR / "run.json", "w") as f:  # what `vaelib evaluate OUT/best` reads
+            json.dump({"data": "binarized-mnist", "binarize": False}, f)
     ckpt.training = {**ckpt.training, "reproduce": progress}
     save_checkpoint(out / CHECKPOINT, ckpt)
 
@@ -215,7 +217,8 @@ def train(args, data, log=print):
                 progress.update(epochs=trainer.epoch, cpu_seconds=time.process_time() - cpu0,
                                 wall_seconds=time.perf_counter() - wall0)
                 save_state(out, trainer, progress, improved, config)
-                log(f"{line}  CPU {progress['cpu_seconds'] / 60:6.2f} min  wall {progress['wall_seconds'] / 60:6.2f} min")
+                log(f"{line}  CPU {progress['cpu_seconds'] / 60:6.2f} min  "
+                    f"wall {progress['wall_seconds'] / 60:6.2f} min")
         except KeyboardInterrupt:
             log(f"stopped during epoch {trainer.epoch + 1}; {out / CHECKPOINT} holds epoch {trainer.epoch}; "
                 "run the same command to resume")
